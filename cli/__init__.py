@@ -1,0 +1,1 @@
+"""The ``pmx`` command-line interface (click)."""

@@ -1,0 +1,1 @@
+"""LanceDB feature store: tables, stage cache and training readers."""
