@@ -23,6 +23,15 @@ COMMANDS: dict[str, str] = {
     "components": "pmx.cli.plugins_cmd:components",
     "run": "pmx.cli.run_cmd:run",
     "doctor": "pmx.cli.doctor_cmd:doctor",
+    "slide": "pmx.cli.slide_cmd:slide",
+    "tile": "pmx.cli.tile_cmd:tile",
+    "embed": "pmx.cli.embed_cmd:embed",
+    "store": "pmx.cli.store_cmd:store",
+    "evaluate": "pmx.cli.evaluate_cmd:evaluate",
+    "demo-data": "pmx.cli.cohort_cmd:demo_data",
+    "ingest": "pmx.cli.cohort_cmd:ingest",
+    "cohort": "pmx.cli.cohort_cmd:cohort",
+    "select": "pmx.cli.select_cmd:select",
 }
 
 

@@ -102,4 +102,8 @@ def run(target: str, preset: str | None, sets: tuple[str, ...], config_file: str
             for key, value in report.items():
                 click.echo(f"{key}: {value}")
         return
+    if gpus > 1:  # re-run this command under torchrun (returns at once inside a worker)
+        from pmx.training.launch import relaunch_under_torchrun
+
+        relaunch_under_torchrun(gpus, device)
     method.run(context)

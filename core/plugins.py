@@ -26,6 +26,10 @@ ALLOW_LIST_ENV = "PMX_LOAD_PLUGINS"
 
 #: Modules of pmx itself that register built-in components through the same hooks.
 BUILTIN_PLUGINS: list[str] = [
+    "pmx.tiling.builtin",
+    "pmx.survival.plugin",
+    "pmx.encoders.timm_encoders",
+    "pmx.omics.plugin",
 ]
 
 #: hook name -> component kind it registers

@@ -1,0 +1,192 @@
+"""Feature-store benchmark: MIL bag loading vs per-slide .pt files, and write throughput.
+
+(1) Bag loading for MIL training: every patient's bag (all vectors of its slides) is loaded in
+    a random patient order, from the store (one indexed query per patient) and from CLAM-style
+    per-slide ``.pt`` files holding the same vectors (one ``torch.load`` per slide, then a
+    concatenation). Both produce a torch tensor in the stored dtype. Reported as patients/s and
+    MB/s; the best of ``--passes`` passes (alternating which reader goes first).
+(2) Write throughput: vectors/s through the real embed-stage path (``write_embeddings`` +
+    ``stage.done`` per slide), data generation excluded.
+
+    python bench/store_bench.py            # 200 slides x 2,000-10,000 vectors of 1024-d
+    python bench/store_bench.py --quick    # about a minute
+    python bench/store_bench.py --json     # last line: one JSON object
+
+Targets on a 2-core CPU machine: ``ratio_vs_pt`` >= 1.0 and ``write_vectors_per_s`` >= 100,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pmx.featurestore import open_store
+from pmx.featurestore.datasets import BagDataset
+
+ENCODER = "bench-encoder"
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads): robust to other jobs sharing the machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def make_cohort(n_slides: int, low: int, high: int, seed: int) -> tuple[list[int], list[str]]:
+    """Vectors per slide and the patient of each slide (patients have 1 or 2 slides)."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(low, high + 1, size=n_slides).tolist()
+    patients, p, i = [], 0, 0
+    while i < n_slides:
+        take = min(int(rng.integers(1, 3)), n_slides - i)
+        patients += [f"P{p:04d}"] * take
+        p, i = p + 1, i + take
+    return sizes, patients
+
+
+def slide_vectors(index: int, n: int, dim: int, dtype: str) -> np.ndarray:
+    rng = np.random.default_rng(1000 + index)
+    return rng.standard_normal((n, dim), dtype=np.float32).astype(dtype)
+
+
+def write_all(root: Path, sizes: list[int], patients: list[str], dim: int, dtype: str) -> dict:
+    store = open_store(root / "store")
+    pt_dir = root / "pt"
+    pt_dir.mkdir(parents=True)
+    store.upsert("patients", [{"patient_id": p, "time": 1.0, "event": True} for p in sorted(set(patients))])
+    slides = [f"S{i:04d}" for i in range(len(sizes))]
+    store_time = pt_time = 0.0
+    with store.stage("embed", fingerprint=ENCODER, params={"dim": dim}, units=slides) as stage:
+        for i, slide in enumerate(stage.pending()):
+            vectors = slide_vectors(i, sizes[i], dim, dtype)
+            coords = np.stack([np.arange(sizes[i]) * 224, np.zeros(sizes[i], np.int64)], axis=1)
+            start = time.perf_counter()
+            rows = store.write_embeddings(ENCODER, slide, vectors, coords=coords,
+                                          patient_id=patients[i], tiler="grid")
+            stage.done(slide, rows=rows)
+            store_time += time.perf_counter() - start
+            start = time.perf_counter()
+            torch.save(torch.from_numpy(vectors), pt_dir / f"{slide}.pt")
+            pt_time += time.perf_counter() - start
+        start = time.perf_counter()
+    store_time += time.perf_counter() - start  # stage exit: summary row + index refresh
+    total = sum(sizes)
+    return {"write_vectors_per_s": total / store_time, "pt_write_vectors_per_s": total / pt_time,
+            "write_seconds": store_time}
+
+
+def bag_order(patients: list[str], seed: int) -> tuple[list[str], dict[str, list[str]]]:
+    slides_of: dict[str, list[str]] = {}
+    for i, patient in enumerate(patients):
+        slides_of.setdefault(patient, []).append(f"S{i:04d}")
+    order = list(slides_of)
+    np.random.default_rng(seed).shuffle(order)
+    return order, slides_of
+
+
+def read_store(root: Path, order: list[str]) -> tuple[float, int]:
+    store = open_store(root / "store", consistent=False)
+    start, nbytes = time.perf_counter(), 0
+    for patient in order:
+        bag = torch.from_numpy(store.read_bag(ENCODER, patient_id=patient))
+        nbytes += bag.numel() * bag.element_size()
+    return time.perf_counter() - start, nbytes
+
+
+def read_dataset(root: Path, order: list[str]) -> float:
+    data = BagDataset(str(root / "store"), ENCODER, patient_ids=order, dtype=torch.float16)
+    start = time.perf_counter()
+    for index in range(len(data)):
+        data[index]
+    return time.perf_counter() - start
+
+
+def read_pt(root: Path, order: list[str], slides_of: dict[str, list[str]]) -> tuple[float, int]:
+    start, nbytes = time.perf_counter(), 0
+    for patient in order:
+        parts = [torch.load(root / "pt" / f"{s}.pt", weights_only=True) for s in slides_of[patient]]
+        bag = parts[0] if len(parts) == 1 else torch.cat(parts)
+        nbytes += bag.numel() * bag.element_size()
+    return time.perf_counter() - start, nbytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="40 slides x 1,000-4,000 vectors")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("--slides", type=int, default=None)
+    parser.add_argument("--min-vectors", type=int, default=None)
+    parser.add_argument("--max-vectors", type=int, default=None)
+    parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
+    args = parser.parse_args()
+    n_slides = args.slides or (40 if args.quick else 200)
+    low = args.min_vectors or (1000 if args.quick else 2000)
+    high = args.max_vectors or (4000 if args.quick else 10000)
+
+    root = Path(tempfile.mkdtemp(prefix="pmx-store-bench-", dir=args.dir))
+    try:
+        sizes, patients = make_cohort(n_slides, low, high, args.seed)
+        log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+        log(f"writing {n_slides} slides, {sum(sizes):,} vectors of {args.dim}-d {args.dtype} ...")
+        result: dict = {"slides": n_slides, "patients": len(set(patients)), "vectors": sum(sizes),
+                        "dim": args.dim, "dtype": args.dtype}
+        result.update(write_all(root, sizes, patients, args.dim, args.dtype))
+        order, slides_of = bag_order(patients, args.seed)
+        best_store = best_pt = best_dataset = float("inf")
+        cpu_store = cpu_pt = float("inf")
+        nbytes = 0
+        for rep in range(args.passes):
+            for reader in (("pt", "store") if rep % 2 == 0 else ("store", "pt")):
+                start = cpu_seconds()
+                if reader == "pt":
+                    t_pt, nbytes = read_pt(root, order, slides_of)
+                    cpu_pt = min(cpu_pt, cpu_seconds() - start)
+                else:
+                    t_store, _ = read_store(root, order)
+                    cpu_store = min(cpu_store, cpu_seconds() - start)
+            best_store, best_pt = min(best_store, t_store), min(best_pt, t_pt)
+            best_dataset = min(best_dataset, read_dataset(root, order))
+            log(f"pass {rep + 1}: store {len(order) / t_store:.1f} patients/s, "
+                f".pt {len(order) / t_pt:.1f} patients/s")
+        megabytes = nbytes / 2**20
+        result.update({
+            "store_patients_per_s": len(order) / best_store,
+            "pt_patients_per_s": len(order) / best_pt,
+            "ratio_vs_pt": best_pt / best_store,
+            "store_mb_per_s": megabytes / best_store,
+            "pt_mb_per_s": megabytes / best_pt,
+            "dataset_patients_per_s": len(order) / best_dataset,
+            "store_cpu_ms_per_patient": 1000 * cpu_store / len(order),
+            "pt_cpu_ms_per_patient": 1000 * cpu_pt / len(order),
+            "store_bytes": sum(f.stat().st_size for f in (root / "store").rglob("*") if f.is_file()),
+            "pt_bytes": sum(f.stat().st_size for f in (root / "pt").iterdir()),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "quick": args.quick,
+        })
+        result["targets_met"] = bool(result["ratio_vs_pt"] >= 1.0
+                                     and result["write_vectors_per_s"] >= 100_000)
+        if args.json:
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))
+        else:
+            for key, value in result.items():
+                print(f"{key:>24}: {value:,.1f}" if isinstance(value, float) else f"{key:>24}: {value}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The tiler contract: plan tiles on one slide, then read and encode their pixels if asked.
+
+A tiler is a ``pmx.Component`` of kind ``tiler``. It implements :meth:`Tiler.plan`, which gets
+an open slide and its tissue mask and returns :class:`TileSpec`s (level-0 boxes with scores);
+:meth:`Tiler.tile` turns them into records (and pixels). Geometry shared by the built-in tilers
+lives here: the target scale, the small-slide policy, and tissue-centred window placement.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ..components import Component
+from ..config import ComponentConfig, Field
+from ..errors import DataError
+from ..slides.reader import Slide
+from ..slides.tissue import TissueConfig, TissueMask, darkness, detect_tissue, summed_area
+from ..slides.units import mpp_to_magnification, target_mpp
+from .encode import encode_pixels
+from .records import TileSpec, records_table
+
+#: a requested pixel size this much finer than the slide's counts as upsampling (warned)
+UPSAMPLE_TOLERANCE = 0.05
+
+
+class TilerConfig(ComponentConfig):
+    """Settings every built-in tiler shares."""
+
+    size: int = Field(256, ge=1, description="tile edge in pixels at the target resolution")
+    magnification: float | Literal["native"] = Field(20.0, description=(
+        "target magnification (10 um / magnification = mpp); 'native' = level-0 pixels"))
+    mpp: float | None = Field(None, gt=0, description=(
+        "target pixel size in um/px; overrides magnification when set"))
+    pixels: Literal["none", "jpeg", "png"] = Field("none", description=(
+        "store tile pixels as JPEG or PNG bytes ('none' = coordinates only)"))
+    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality when pixels = 'jpeg'")
+    small_slide: Literal["pad", "shrink", "skip", "error"] = Field("pad", description=(
+        "slide smaller than one tile/region: pad with white at the same scale, shrink (resample "
+        "the largest square that fits), skip the slide, or error; always warned"))
+    tissue: TissueConfig = Field(default_factory=TissueConfig, description="tissue detection")
+
+
+@dataclass
+class SlideTiles:
+    """One slide's result: records (arrow), warnings for the user, and timing."""
+
+    slide_id: str
+    records: pa.Table
+    notes: list[str] = field(default_factory=list)
+    tissue_fraction: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def n_tiles(self) -> int:
+        return self.records.num_rows
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How the tiler's pixels relate to level 0 on one slide."""
+
+    downsample: float  # level-0 px per target px
+    mpp: float | None  # target pixel size (None when the slide has no mpp and tiling is native)
+
+
+class Tiler(Component):
+    """Base class of tilers (kind ``tiler``); subclasses implement :meth:`plan`."""
+
+    kind: ClassVar[str] = "tiler"
+    Config: ClassVar[type[ComponentConfig]] = TilerConfig
+    #: word used in messages for one output unit ("tile", "region")
+    unit_name: ClassVar[str] = "tile"
+    #: threads for slide reads during the current :meth:`tile` call
+    _threads: int = 1
+
+    # -- to implement --------------------------------------------------------------------------
+    def plan(self, slide: Slide, tissue: TissueMask, notes: list[str]) -> list[TileSpec]:
+        """Tiles of one slide, in output order; append user-facing warnings to ``notes``."""
+        raise NotImplementedError
+
+    # -- shared geometry -----------------------------------------------------------------------
+    def scale(self, slide: Slide) -> Scale:
+        cfg = self.config
+        wanted = target_mpp(cfg.magnification, cfg.mpp)
+        if wanted is None:
+            return Scale(1.0, slide.mpp)
+        base = slide.require_mpp(f"tiler '{self.name}' ({cfg.size} px at {wanted:g} um/px)")
+        return Scale(wanted / base, wanted)
+
+    def check_upsampling(self, slide: Slide, scale: Scale, notes: list[str]) -> None:
+        if scale.downsample < 1.0 - UPSAMPLE_TOLERANCE:
+            notes.append(
+                f"slide {slide.slide_id}: asked for {scale.mpp:g} um/px but the slide's finest "
+                f"level is {slide.mpp:g} um/px; tiles are upsampled {1 / scale.downsample:.2f}x")
+
+    def fit_extent(self, slide: Slide, extent: float, notes: list[str]) -> float | None:
+        """Apply the small-slide policy to a square of ``extent`` level-0 px (None = skip)."""
+        if extent <= slide.width and extent <= slide.height:
+            return extent
+        cfg = self.config
+        what = (f"slide {slide.slide_id} ({slide.path.name}) is {slide.width}x{slide.height} px "
+                f"at level 0, smaller than one {self.unit_name} ({cfg.size} px at "
+                f"{self._resolution_text(slide)} = {extent:.0f} level-0 px)")
+        policy = cfg.small_slide
+        if policy == "error":
+            raise DataError(
+                f"{what}. Fix: --set small_slide=pad (white padding, same scale), "
+                "small_slide=shrink (resample the largest square that fits) or small_slide=skip, "
+                "or tile at a lower magnification / smaller size.")
+        if policy == "skip":
+            notes.append(f"{what}; slide skipped (small_slide=skip)")
+            return None
+        if policy == "shrink":
+            shrunk = float(min(slide.width, slide.height))
+            eff = f" = {slide.mpp * shrunk / cfg.size:.3g} um/px" if slide.mpp else ""
+            notes.append(f"{what}; shrunk to {shrunk:.0f} level-0 px{eff} (small_slide=shrink)")
+            return shrunk
+        notes.append(f"{what}; padded with white outside the slide (small_slide=pad)")
+        return extent
+
+    def _resolution_text(self, slide: Slide) -> str:
+        wanted = target_mpp(self.config.magnification, self.config.mpp)
+        return "level-0 resolution" if wanted is None else f"{wanted:g} um/px"
+
+    # -- running -------------------------------------------------------------------------------
+    def tile(self, slide: Slide, tissue: TissueMask | None = None,
+             patient_id: str | None = None, threads: int = 1) -> SlideTiles:
+        """Plan, read and encode one slide's tiles; ``threads`` > 1 reads tiles concurrently
+        (OpenSlide, Pillow's resize and JPEG/PNG encoders release the GIL)."""
+        start = time.perf_counter()
+        self._threads = max(1, int(threads))
+        notes: list[str] = []
+        if tissue is None:
+            tissue = detect_tissue(slide, self.config.tissue)
+        specs = self.plan(slide, tissue, notes)
+        if not specs and not notes:
+            notes.append(f"slide {slide.slide_id}: no {self.unit_name} passed the filters "
+                         f"(tissue covers {tissue.tissue_fraction:.1%} of the slide)")
+        fingerprint = self.fingerprint
+
+        def record(item: tuple[int, TileSpec]) -> dict[str, Any]:
+            return self._record(slide, item[1], item[0], fingerprint, patient_id)
+
+        items = list(enumerate(specs))
+        reads = self.config.pixels != "none"  # only pixel reads are worth threads
+        rows = self.map_reads(record, items) if reads else [record(item) for item in items]
+        return SlideTiles(slide.slide_id, records_table(rows), notes, tissue.tissue_fraction,
+                          time.perf_counter() - start)
+
+    def map_reads(self, func: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``[func(item) for item in items]``, on ``threads`` threads when set by :meth:`tile`
+        (for functions that read the slide: OpenSlide handles are thread-safe)."""
+        if self._threads <= 1 or len(items) < 2:
+            return [func(item) for item in items]
+        with ThreadPoolExecutor(max_workers=self._threads) as pool:
+            return list(pool.map(func, items))
+
+    def _record(self, slide: Slide, spec: TileSpec, index: int, fingerprint: str,
+                patient_id: str | None) -> dict[str, Any]:
+        per_out = spec.extent / spec.out_size
+        level = slide.best_level(per_out)
+        mpp = slide.mpp * per_out if slide.mpp else None
+        pixels = fmt = None
+        if self.config.pixels != "none":
+            image = spec.image
+            if image is None or image.shape[0] != spec.out_size:
+                image = slide.read_box_image(spec.x, spec.y, spec.extent, spec.out_size)
+            pixels = encode_pixels(image, self.config.pixels, self.config.jpeg_quality)
+            fmt = self.config.pixels
+        return {
+            "slide_id": slide.slide_id,
+            "patient_id": patient_id,
+            "tiler": fingerprint,
+            "tiler_name": self.name,
+            "tile_index": index,
+            "kind": spec.kind,
+            "parent_index": spec.parent_index,
+            "sub_index": spec.sub_index,
+            "level": level,
+            "x": int(spec.x),
+            "y": int(spec.y),
+            "size": int(round(spec.extent / slide.level_downsamples[level])),
+            "extent": float(spec.extent),
+            "mpp": mpp,
+            "magnification": mpp_to_magnification(mpp) if mpp else None,
+            "out_size": int(spec.out_size),
+            "tissue": float(spec.tissue),
+            "score": float(spec.score),
+            "padded": bool(spec.padded),
+            "pixels": pixels,
+            "pixel_format": fmt,
+        }
+
+
+# -- helpers shared by the built-in tilers ---------------------------------------------------
+def is_padded(x: float, y: float, extent: float, slide: Slide) -> bool:
+    """Whether a level-0 box reaches outside the slide (half a pixel of rounding allowed)."""
+    return bool(x < 0 or y < 0 or x + extent > slide.width + 0.5
+                or y + extent > slide.height + 0.5)
+
+
+def centred_start(centre: float, extent: float, length: float) -> float:
+    """Start of a window of ``extent`` centred on ``centre`` and kept inside [0, length] when it
+    fits, else covering the whole axis symmetrically-as-possible (the rest is padding)."""
+    low, high = min(0.0, length - extent), max(0.0, length - extent)
+    return float(np.clip(centre - extent / 2.0, low, high))
+
+
+def axis_starts(length: float, extent: float, step: float, partial: bool = False) -> np.ndarray:
+    """Window starts floor(i * step) whose window lies inside [0, length]; with ``partial`` also
+    the ones that start inside but run past the end (to be padded)."""
+    if partial:
+        count = int(math.ceil(length / step - 1e-9))
+    elif extent > length + 1e-6:
+        return np.zeros(0, dtype=np.int64)
+    else:
+        count = int(math.floor((length - extent) / step + 1e-9)) + 1
+    return np.floor(np.arange(max(count, 0)) * step + 1e-9).astype(np.int64)
+
+
+def dark_tissue_table(tissue: TissueMask) -> np.ndarray:
+    """Summed-area table of tissue * darkness on the mask grid (for region scores)."""
+    if tissue.thumbnail is None:
+        raise ValueError("dark-tissue scores need the tissue mask's thumbnail")
+    weight = tissue.mask.astype(np.float64) * darkness(tissue.thumbnail).astype(np.float64)
+    return summed_area(weight)
+
+
+def read_tile(slide: Slide, record: Mapping[str, Any]) -> np.ndarray:
+    """Pixels of a tile record (RGB uint8, ``out_size`` square), read from the slide.
+
+    Works on rows of the store's tiles table too, which carry ``level``/``size``/``mpp`` but not
+    ``extent``/``out_size``: with both pixel sizes known, ``out_size = round(size * level
+    downsample * slide mpp / mpp)`` and ``extent = out_size * mpp / slide mpp`` recover the
+    tiler's exact box (``mpp`` is defined as slide mpp * extent / out_size).
+    """
+    level = int(record["level"])
+    extent, out = record.get("extent"), record.get("out_size")
+    if extent is None or out is None:
+        size = int(record["size"])
+        downsample = slide.level_downsamples[level]
+        mpp = record.get("mpp")
+        if mpp and slide.mpp:
+            per_out = float(mpp) / float(slide.mpp)
+            out = max(1, int(round(size * downsample / per_out)))
+            extent = out * per_out
+        else:
+            extent, out = size * downsample, size
+    return slide.read_box(int(record["x"]), int(record["y"]), float(extent), int(out))

@@ -1,0 +1,229 @@
+"""Tiling many slides: one process per slide at a time, results committed slide by slide.
+
+OpenSlide handles and Lance connections are not fork-safe, so workers start with ``spawn``
+(or ``forkserver``) and open their slide themselves; only the parent writes to the sink, one
+slide at a time, so a killed run leaves every finished slide committed and marked done. A slide
+that fails (unreadable file, no pixel size, ...) does not stop the others: the run finishes,
+then raises one ``DataError`` listing the failed slides and the reasons.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import re
+import time
+from collections import Counter
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from ..errors import DataError, PmxError
+from ..slides.reader import open_slide
+from .base import SlideTiles, Tiler
+from .sinks import MemorySink, TileSink
+
+log = logging.getLogger("pmx.tiling")
+
+
+@dataclass(frozen=True)
+class SlideRef:
+    """A slide to tile: id, file, patient, and an optional mpp override."""
+
+    slide_id: str
+    path: str
+    patient_id: str | None = None
+    mpp: float | None = None
+
+
+@dataclass
+class TilingSummary:
+    tiler: str
+    fingerprint: str
+    slides: int
+    computed: int = 0
+    skipped: int = 0
+    tiles: int = 0
+    seconds: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tiler": self.tiler, "fingerprint": self.fingerprint, "slides": self.slides,
+            "computed": self.computed, "skipped": self.skipped, "tiles": self.tiles,
+            "seconds": round(self.seconds, 3), "failed": self.failed, "notes": self.notes,
+        }
+
+
+def tile_one(tiler_cls: type[Tiler], config: Any, ref: SlideRef, threads: int = 1) -> SlideTiles:
+    """Tile one slide (the worker entry point; the slide is opened in this process)."""
+    tiler = tiler_cls(config)
+    with open_slide(ref.path, mpp=ref.mpp, slide_id=ref.slide_id) as slide:
+        return tiler.tile(slide, patient_id=ref.patient_id, threads=threads)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, PmxError):
+        return str(exc)
+    if isinstance(exc, BrokenProcessPool):
+        return "the worker process died (out of memory or a crash in the slide library)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_tiling(
+    tiler: Tiler,
+    slides: Sequence[SlideRef],
+    sink: TileSink | None = None,
+    *,
+    workers: int = 1,
+    threads: int = 0,
+    force: bool = False,
+    progress: bool = True,
+    start_method: str | None = None,
+    on_result: Callable[[SlideTiles], None] | None = None,
+) -> TilingSummary:
+    """Tile ``slides`` into ``sink`` (a :class:`MemorySink` when None); resumes unless ``force``.
+
+    ``workers`` > 1 tiles that many slides at a time in separate processes (0 = one per CPU);
+    each reads its slide's tiles on ``threads`` threads (0 = CPUs / workers). ``start_method``
+    is ``forkserver`` (default where available) or ``spawn``; never ``fork``.
+    """
+    sink = sink if sink is not None else MemorySink()
+    ids = [ref.slide_id for ref in slides]
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if duplicates:
+        raise DataError(f"slide id(s) listed more than once: {', '.join(duplicates[:5])}")
+    summary = TilingSummary(tiler.name, tiler.fingerprint, len(slides))
+    start = time.perf_counter()
+    error: BaseException | None = None
+    warned = _NoteLog()
+    pending_ids = sink.begin(tiler, ids, force=force)
+    try:
+        pending = set(pending_ids)
+        todo = [ref for ref in slides if ref.slide_id in pending]
+        summary.skipped = len(slides) - len(todo)
+        if summary.skipped:
+            log.info("tiler %s: %d of %d slide(s) already tiled; %d to do", tiler.name,
+                     summary.skipped, len(slides), len(todo))
+        bar = tqdm(total=len(todo), unit="slide", desc=f"tile {tiler.name}",
+                   disable=not progress or not todo, leave=False)
+        redirect = logging_redirect_tqdm() if not bar.disable else contextlib.nullcontext()
+        with bar, redirect:
+            for ref, outcome in _results(tiler, todo, workers, threads, start_method):
+                if isinstance(outcome, BaseException):
+                    summary.failed[ref.slide_id] = _describe_failure(outcome)
+                    log.warning("slide %s failed: %s", ref.slide_id, summary.failed[ref.slide_id])
+                else:
+                    sink.write(outcome)
+                    summary.computed += 1
+                    summary.tiles += outcome.n_tiles
+                    for note in outcome.notes:
+                        warned.report(note, ref.slide_id)
+                    summary.notes.extend(outcome.notes)
+                    if on_result is not None:
+                        on_result(outcome)
+                bar.update(1)
+                bar.set_postfix(tiles=summary.tiles, failed=len(summary.failed), refresh=False)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        sink.end(error)
+        warned.flush()
+        summary.seconds = time.perf_counter() - start
+    if summary.failed:
+        listing = "; ".join(f"{sid}: {why.rstrip('.')}"
+                            for sid, why in list(summary.failed.items())[:10])
+        more = f" (and {len(summary.failed) - 10} more)" if len(summary.failed) > 10 else ""
+        raise TilingFailed(
+            f"{len(summary.failed)} of {len(slides)} slide(s) could not be tiled: {listing}{more}. "
+            f"The other {summary.computed + summary.skipped} are stored; fix or remove the failed "
+            "slides and rerun (finished slides are not redone).", summary)
+    return summary
+
+
+class _NoteLog:
+    """Logs each kind of per-slide warning once, then how many more slides had it."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.first: dict[str, str] = {}
+
+    def report(self, note: str, slide_id: str) -> None:
+        key = re.sub(r"\d+(\.\d+)?", "#", note.replace(slide_id, "{slide}"))
+        if key not in self.counts:
+            self.first[key] = slide_id
+            self.counts[key] = 0
+            log.warning("%s", note)
+        else:
+            self.counts[key] += 1
+
+    def flush(self) -> None:
+        for key, extra in self.counts.items():
+            if extra:
+                log.warning("%d more slide(s) had the same warning as slide %s", extra,
+                            self.first[key])
+
+
+class TilingFailed(DataError):
+    """Some slides failed; ``summary`` says which and what the others produced."""
+
+    def __init__(self, message: str, summary: TilingSummary):
+        super().__init__(message)
+        self.summary = summary
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (TilingFailed, (str(self), self.summary))
+
+
+def _context(start_method: str | None) -> multiprocessing.context.BaseContext:
+    """``forkserver`` with pmx's tiling modules preloaded where available (workers then start
+    by forking an interpreter that never opened a slide or a store), else ``spawn``."""
+    methods = multiprocessing.get_all_start_methods()
+    method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
+    if method == "fork":
+        raise ValueError("the 'fork' start method is unsafe with OpenSlide and Lance handles; "
+                         "use 'forkserver' or 'spawn'")
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["pmx.tiling"])
+    return context
+
+
+def _results(tiler: Tiler, todo: Sequence[SlideRef], workers: int, threads: int,
+             start_method: str | None) -> Iterable[tuple[SlideRef, SlideTiles | BaseException]]:
+    cpus = os.cpu_count() or 1
+    if workers <= 0:
+        workers = cpus
+    workers = max(1, min(workers, len(todo)))
+    if threads <= 0:
+        threads = max(1, cpus // workers)
+    cls, config = type(tiler), tiler.config
+    if workers == 1:
+        for ref in todo:
+            try:
+                yield ref, tile_one(cls, config, ref, threads)
+            except Exception as exc:  # noqa: BLE001 - reported per slide
+                yield ref, exc
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context(start_method)) as pool:
+        futures: dict[Future[SlideTiles], SlideRef] = {
+            pool.submit(tile_one, cls, config, ref, threads): ref for ref in todo
+        }
+        try:
+            for future in as_completed(futures):
+                ref = futures[future]
+                try:
+                    yield ref, future.result()
+                except Exception as exc:  # noqa: BLE001 - reported per slide
+                    yield ref, exc
+        finally:
+            for future in futures:
+                future.cancel()

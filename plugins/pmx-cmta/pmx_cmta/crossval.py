@@ -1,0 +1,148 @@
+"""CMTA's cross-validation: per fold, fit selection and time bins on the training part, train,
+select the epoch on the validation split (never the test fold), predict the test fold.
+
+The loop is written here rather than on ``pmx.training.Trainer`` because CMTA trains on one
+variable-size bag per step (batch 1, gradients accumulated over ``train.batch_size`` patients)
+with a with-replacement balanced sampler re-drawn every epoch, and selects the epoch by the
+validation C-index; that is a few lines here. See docs/methods/cmta.md ("Running").
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time as clock
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import CohortData
+from .model import CMTAModel, build_optimizer
+from .sampling import balanced_sample_weights
+
+log = logging.getLogger("pmx.cmta")
+
+
+@dataclass
+class FoldOutcome:
+    fold: int
+    predictions: pd.DataFrame  #: test patients: fold, patient_id, time, event, risk, part
+    metrics: dict[str, float | None]
+    best_epoch: int
+    val_c_index: list[float | None] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    omic_sizes: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def select_gene_families(data: CohortData, train_ids: Sequence[str]) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """Fit the gene-families selector on ``train_ids`` only; transform every patient."""
+    from pmx.omics import GeneFamiliesSelector
+
+    selector = GeneFamiliesSelector(signatures=str(data.signatures))
+    survival = pd.DataFrame({"time": data.time, "event": data.event.astype(int)}, index=data.patients)
+    selector.fit({"rna": data.rna}, survival.loc[list(train_ids)])
+    groups = selector.transform({"rna": data.rna})
+    families = list(groups)
+    matrices = [groups[f].loc[data.patients].to_numpy(np.float32) for f in families]
+    return matrices, [m.shape[1] for m in matrices], families
+
+
+def _predict(model: CMTAModel, bags: list[torch.Tensor], omics: list[np.ndarray], index: Sequence[int],
+             device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Risk and survival curves on full bags (eval mode: no subsampling, no dropout)."""
+    model.eval()
+    risks, curves = [], []
+    with torch.no_grad():
+        for i in index:
+            forward = model(bags[i][None].to(device), [torch.as_tensor(m[i][None], device=device) for m in omics])
+            risks.append(float(model.risk(forward)[0]))
+            surv, _ = model.head.survival(forward.logits)
+            curves.append(surv[0].double().cpu().numpy())
+    return np.asarray(risks), np.asarray(curves)
+
+
+def run_fold(data: CohortData, members: dict[str, list[str]], fold: int, config: Any, *, seed: int,
+             device: torch.device, progress: bool = True) -> FoldOutcome:
+    """Train and evaluate one fold (``members``: train / val / test patient ids)."""
+    from pmx.evaluation import fold_metrics
+    from pmx.survival.metrics import harrell_c
+
+    start = clock.perf_counter()
+    position = {p: i for i, p in enumerate(data.patients)}
+    train = [position[p] for p in members["train"]]
+    val = [position[p] for p in members["val"]]
+    test = [position[p] for p in members["test"]]
+    omics, sizes, families = select_gene_families(data, members["train"])
+    log.info("fold %d: gene families fit on %d training patients: %s", fold, len(train),
+             ", ".join(f"{f} {w}" for f, w in zip(families, sizes)))
+
+    torch.manual_seed(seed * 1000 + fold)
+    backbone = config.model.model_copy(update={"omic_sizes": sizes})
+    model = CMTAModel.build(backbone=backbone, n_bins=config.survival.n_bins, nll_alpha=config.loss.nll_alpha,
+                            alignment=config.loss.alignment, detach=config.loss.detach,
+                            metric=config.loss.metric, alpha=config.loss.alpha)
+    model.fit_time_bins(data.time[train], data.event[train])  # training part only
+    model.to(device)
+    tc = config.train
+    optimizer = build_optimizer(model, tc.optimizer, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.momentum)
+    bins = model.head.bins().transform(data.time[train])
+    weights = balanced_sample_weights(bins, data.event[train]) if tc.weighted_sampling else None
+    rng = np.random.default_rng([seed, fold])
+
+    best_state, best_epoch, best_score = copy.deepcopy(model.state_dict()), -1, -np.inf
+    val_scores: list[float | None] = []
+    train_losses: list[float] = []
+    epochs = range(tc.epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc=f"cmta fold {fold}", leave=False)
+    for epoch in epochs:
+        model.train()
+        if weights is not None:
+            order = rng.choice(len(train), size=len(train), replace=True, p=weights / weights.sum())
+        else:
+            order = rng.permutation(len(train))
+        total, optimizer_steps = 0.0, 0
+        optimizer.zero_grad()
+        for step, k in enumerate(order, start=1):
+            i = train[k]
+            forward = model(data.bags[i][None].to(device), [torch.as_tensor(m[i][None], device=device) for m in omics])
+            loss = model.losses(forward, data.time[i:i + 1], data.event[i:i + 1])["total"]
+            (loss / tc.batch_size).backward()
+            total += float(loss)
+            if step % tc.batch_size == 0 or step == len(order):
+                optimizer.step()
+                optimizer.zero_grad()
+                optimizer_steps += 1
+        train_losses.append(total / max(1, len(order)))
+        score: float | None = None
+        if val:
+            risk, _ = _predict(model, data.bags, omics, val, device)
+            if data.event[val].any():
+                score = float(harrell_c(data.time[val], data.event[val], risk))
+        val_scores.append(score)
+        # Model selection on the validation split only; without a usable one, the last epoch.
+        if score is None or score > best_score or (score == best_score and epoch > best_epoch):
+            if score is not None or not any(s is not None for s in val_scores):
+                best_score = score if score is not None else best_score
+                best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
+    model.load_state_dict(best_state)
+
+    risk, surv = _predict(model, data.bags, omics, test, device)
+    grid = model.head.bins().time_grid()
+    metrics = fold_metrics(data.time[train], data.event[train], data.time[test], data.event[test], risk,
+                           surv=surv, time_grid=grid)
+    predictions = pd.DataFrame({"fold": fold, "patient_id": [data.patients[i] for i in test],
+                                "time": data.time[test], "event": data.event[test].astype(int),
+                                "risk": risk, "part": "test"})
+    c = harrell_c(data.time[test], data.event[test], risk)
+    seconds = clock.perf_counter() - start
+    log.info("fold %d: best epoch %d (val C %s), test C-index %.3f, %.1f s", fold, best_epoch,
+             "n/a" if best_score == -np.inf else f"{best_score:.3f}", c, seconds)
+    return FoldOutcome(fold=fold, predictions=predictions, metrics=metrics, best_epoch=best_epoch,
+                       val_c_index=val_scores, train_loss=train_losses, omic_sizes=sizes, seconds=seconds)
