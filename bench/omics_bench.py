@@ -9,7 +9,7 @@ transform), peak memory, what each step kept, and the planted genes among the 30
 Data generation is not timed.
 
     python bench/omics_bench.py            # 60,000 genes x 500 patients (target: <= 600 s)
-    python bench/omics_bench.py --quick    # 6,000 genes x 150 patients, about a minute
+    python bench/omics_bench.py --quick    # 20,000 genes x 200 patients, well under a minute
     python bench/omics_bench.py --json     # last line: one JSON object
 
 Target on a 2-core CPU machine: ``fit_transform_s`` <= 600 for the full size.
@@ -30,19 +30,17 @@ TARGET_S = 600.0
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="6,000 genes x 150 patients")
+    parser.add_argument("--quick", action="store_true", help="20,000 genes x 200 patients")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    parser.add_argument("--genes", type=int, default=None, help="genes (default 60,000; quick 6,000)")
-    parser.add_argument("--patients", type=int, default=None, help="patients (default 500; quick 150)")
+    parser.add_argument("--genes", type=int, default=None, help="genes (default 60,000; quick 20,000)")
+    parser.add_argument("--patients", type=int, default=None, help="patients (default 500; quick 200)")
     parser.add_argument("--n-cpus", type=int, default=2, help="processes for PyDESeq2 and the forest")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="deseq2-rsf config override (repeatable), e.g. --set de_max_features=10000")
     args = parser.parse_args(argv)
-    genes = args.genes or (6_000 if args.quick else 60_000)
-    patients = args.patients or (150 if args.quick else 500)
-
-    import numpy as np
+    genes = args.genes or (20_000 if args.quick else 60_000)
+    patients = args.patients or (200 if args.quick else 500)
 
     from pmx.config import deep_merge, parse_set_option
     from pmx.evaluation.splits import fold_members, make_folds

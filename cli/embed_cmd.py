@@ -94,14 +94,15 @@ def embed(slides: tuple[Path, ...], encoder_name: str, store_uri: str | None, ti
     params = click.get_current_context().params
     ranks = ranks_from_env()
     if gpus > 1 and not ranks.distributed:
-        import torch
+        if device != "cpu":  # (no torch import in the launcher when the ranks run on CPU)
+            import torch
 
-        if torch.cuda.is_available() and gpus > torch.cuda.device_count():
-            raise ConfigError(f"--gpus {gpus}: this machine has {torch.cuda.device_count()} "
-                              "GPU(s); for several nodes launch torchrun yourself "
-                              "(see docs/embedding.md)")
-        if not torch.cuda.is_available():
-            log.warning("no CUDA device: running %d CPU processes (gloo)", gpus)
+            if torch.cuda.is_available() and gpus > torch.cuda.device_count():
+                raise ConfigError(f"--gpus {gpus}: this machine has {torch.cuda.device_count()} "
+                                  "GPU(s); for several nodes launch torchrun yourself "
+                                  "(see docs/embedding.md)")
+            if not torch.cuda.is_available():
+                log.warning("no CUDA device: running %d CPU processes (gloo)", gpus)
         command = torchrun_command(gpus, _relaunch_args(params))
         log.info("launching: %s", " ".join(command))
         result = subprocess.run(command, env=os.environ.copy())

@@ -35,7 +35,6 @@ from .config import EmbedConfig
 from .runtime import (
     Ranks,
     autocast,
-    barrier,
     broadcast,
     gather,
     init_process_group,
@@ -393,19 +392,21 @@ def _auto_workers(device: torch.device) -> int:
     if device.type == "cuda":
         per_gpu = max(1, cpus // max(1, torch.cuda.device_count()))
         return max(1, min(16, per_gpu - 1))
-    return 1 if cpus > 2 else 0
+    return 1  # on CPU the encoder is the bottleneck: one reader hides the data path
 
 
 def _compute(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slides: Sequence[SlideWork],
              mine: Sequence[int], source: str, tiles_version: int, staging: Staging,
              device: torch.device, precision: str, fingerprint: str, tiler: str, progress: bool,
              ranks: Ranks) -> tuple[list[str], dict[str, str], int, tuple[float, int]]:
-    """Embed this rank's slides: (done, failed, tiles, (seconds until the first batch had
-    run, its tiles))."""
+    """Embed this rank's slides: (done, failed, tiles, (start-up seconds, start-up tiles)).
+
+    The start-up lasts until every worker has delivered its first batch and it has run
+    (worker spawn, first reads, autotuning or compilation)."""
     if not mine:
         return [], {}, 0, (0.0, 0)
     start = time.perf_counter()
-    startup, startup_tiles = 0.0, 0
+    startup, startup_tiles, batches_seen = 0.0, 0, 0
     from tqdm.auto import tqdm
 
     cuda = device.type == "cuda"
@@ -415,6 +416,7 @@ def _compute(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slides: Sequenc
     dataset = TileBatches(slides, batches, source, store=store, tiles_version=tiles_version)
     loader = make_loader(dataset, num_workers=min(workers, len(batches)),
                          prefetch_factor=cfg.prefetch_factor, pin_memory=cfg.pin_memory and cuda)
+    warm_batches = max(1, min(loader.num_workers, len(batches)))
     total = sum(slides[i].n for i in mine)
     desc = f"embed {encoder.name}" + (f" [rank {ranks.rank}]" if ranks.distributed else "")
     bar = tqdm(total=total, unit="tiles", unit_scale=True, desc=desc, leave=False,
@@ -468,11 +470,13 @@ def _compute(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slides: Sequenc
                 with autocast(device, precision):
                     out = forward(x)
                 out = out.to(out_dtype)
-                if not startup:
-                    if cuda:
-                        torch.cuda.synchronize(device)
-                    startup = time.perf_counter() - start
-                    startup_tiles = n
+                if batches_seen < warm_batches:  # until every worker delivered once
+                    batches_seen += 1
+                    startup_tiles += n
+                    if batches_seen == warm_batches:
+                        if cuda:
+                            torch.cuda.synchronize(device)
+                        startup = time.perf_counter() - start
                 if cuda:
                     host = torch.empty(out.shape, dtype=out_dtype, pin_memory=True)
                     host.copy_(out, non_blocking=True)

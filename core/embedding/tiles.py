@@ -240,7 +240,13 @@ class TileBatches(Dataset):
                                 f"({work.x[spec.start + offset]}, {work.y[spec.start + offset]}) "
                                 "are gone (tiles table changed during the run?); rerun")
             fmt = work.pixel_format[spec.start + offset]
-            out.append(decode_pixels(data, fmt, int(work.size[spec.start + offset])))
+            try:
+                out.append(decode_pixels(data, fmt, int(work.size[spec.start + offset])))
+            except (OSError, ValueError) as exc:  # PIL: truncated or not an image
+                raise DataError(
+                    f"slide {work.slide_id}: stored {fmt} pixels of tile "
+                    f"({work.x[spec.start + offset]}, {work.y[spec.start + offset]}) cannot be "
+                    f"decoded ({exc}); retile the slide or use --set source=slide") from None
         return out
 
 

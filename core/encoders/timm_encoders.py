@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from pydantic import field_validator
+
 from ..config import Field
 from ..hookspecs import hookimpl
 from .base import IMAGENET_MEAN, IMAGENET_STD, TileEncoder, TileEncoderConfig
@@ -74,6 +76,13 @@ class _TimmViT(TileEncoder):
                                                 "(timm's augreg ViTs use 0.5, 0.5, 0.5)")
         pool: Literal["token", "avg"] = Field("token", description="class token, or mean of "
                                               "the patch tokens")
+
+        @field_validator("input_size")
+        @classmethod
+        def _whole_patches(cls, value: int) -> int:
+            if value % 16:
+                raise ValueError("must be a multiple of the patch size 16 (e.g. 224 or 256)")
+            return value
 
     def build_module(self) -> "torch.nn.Module":
         import timm

@@ -99,6 +99,8 @@ class DESeq2RSFSelector(OmicsSelector):
             0, ge=0, description="DESeq2 prefilter: patients that need min_count reads (0 = size of the smaller group)")
         de_max_features: int = Field(
             20000, ge=0, description="cap on genes tested by DESeq2, by mean normalised count (0 = no cap)")
+        de_inference: Literal["vectorized", "pydeseq2"] = Field(
+            "vectorized", description="PyDESeq2 dispersion fits: all genes at once (fast) or PyDESeq2's per-gene default")
         min_candidates: int = Field(
             0, ge=0, description="fallback: if fewer pass alpha, take this many smallest p-values (0 = top_k)")
         max_candidates: int = Field(2000, ge=0, description="at most this many candidates enter the forest (0 = no cap)")
@@ -202,7 +204,7 @@ class DESeq2RSFSelector(OmicsSelector):
                     f"omics '{kind}': no gene reaches {cfg.min_count} reads in {min_patients} patients; "
                     "are these raw counts? Lower min_count or check the input"
                 )
-            tests = run_deseq2(x.loc[labels.index, genes], labels, cfg.n_cpus)
+            tests = run_deseq2(x.loc[labels.index, genes], labels, cfg.n_cpus, cfg.de_inference)
             test_name = "pydeseq2-wald"
         else:
             tests = mann_whitney(x, labels)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import SLIDE_FILES, TILER
+from embed_helpers import SLIDE_FILES, TILER
 
 import pmx
 from pmx.cli.main import cli
@@ -37,8 +37,10 @@ class MeanColour(TileEncoder):
 
 
 @pytest.fixture
-def plugin_host(fresh_host):
-    """The process-wide host with a third-party plugin module registering MeanColour."""
+def plugin_host(fresh_host, monkeypatch):
+    """The process-wide host with a third-party plugin module registering MeanColour (and no
+    installed entry-point plugins: they are not under test here)."""
+    monkeypatch.setenv("PMX_LOAD_PLUGINS", "")
     plugin = types.ModuleType("pmx_test_colour_plugin")
 
     @pmx.hookimpl
@@ -87,7 +89,8 @@ def test_plugin_encoder_through_the_cli(plugin_host, store, store_dir, slide_dir
     (["--encoder", "resnet50-trunc", "--set", "encoder.weights=/no/such.safetensors"],
      "/no/such.safetensors .*does not exist"),
 ])
-def test_user_errors_exit_2_with_a_message(args, message, tmp_path, monkeypatch):
+def test_user_errors_exit_2_with_a_message(args, message, tmp_path, monkeypatch, fresh_host):
+    monkeypatch.setenv("PMX_LOAD_PLUGINS", "")  # built-in encoders only
     monkeypatch.delenv("PMX_WEIGHTS_DIR", raising=False)
     monkeypatch.delenv("PMX_WEIGHTS_RESNET50_TRUNC", raising=False)
     result = CliRunner().invoke(cli, ["embed", "--store", str(tmp_path / "s"), *args])

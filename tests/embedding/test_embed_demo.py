@@ -18,7 +18,8 @@ def test_demo_cohort_embeds_on_cpu(tmp_path):
     from pmx.tiling.sources import slides_from_store
 
     demo = generate_demo_cohort(tmp_path / "demo", DemoSettings(
-        patients=10, slide_size=1024, genes=50, mirnas=20, cpgs=50, workers=1), progress=False)
+        patients=10, slide_size=1024, genes=100, mirnas=100, cpgs=100, workers=1),
+        progress=False)
     store = open_store(tmp_path / "store")
     ingest(demo.manifest, store)
     run_tiling(GridTiler(), slides_from_store(store), StoreSink(store), workers=1, progress=False)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import SLIDE_FILES, make_encoder, stored_vectors
+from embed_helpers import SLIDE_FILES, make_encoder, stored_vectors
 
 from pmx.embedding import embed
 

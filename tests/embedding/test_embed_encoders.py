@@ -208,6 +208,11 @@ def test_unreadable_and_unsafe_files_are_refused(tmp_path):
         ResNet50Trunc(weights=str(unsafe)).module  # noqa: B018
 
 
+def test_vit_input_must_be_whole_patches():
+    with pytest.raises(ConfigError, match="input_size.*multiple of the patch size 16"):
+        ViTS16(random_init=True, input_size=200)
+
+
 def test_random_init_and_weights_are_exclusive(tmp_path):
     with pytest.raises(ConfigError, match="contradict"):
         ResNet50Trunc(random_init=True, weights=str(tmp_path / "x.safetensors"))

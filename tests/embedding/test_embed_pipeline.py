@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SLIDE_FILES, direct_vectors, make_encoder, stored_vectors
+from embed_helpers import SLIDE_FILES, direct_vectors, make_encoder, stored_vectors
 
 from pmx.embedding import EmbedConfig, EmbeddingFailed, embed, tilings
 from pmx.errors import ConfigError, DataError
@@ -56,7 +56,7 @@ def test_stored_png_pixels_give_the_slide_vectors_in_spawned_workers(store, slid
     from pmx.tiling import GridTiler, StoreSink, run_tiling
     from pmx.tiling.sources import slides_from_paths
 
-    from conftest import TILER
+    from embed_helpers import TILER
 
     tiler = GridTiler({**TILER, "pixels": "png"})  # lossless: same pixels as reading the slide
     run_tiling(tiler, slides_from_paths([slide_dir]), StoreSink(store), workers=1, progress=False)

@@ -15,8 +15,8 @@ from pmx.omics.deseq2_rsf import PAD_PREFIX, DESeq2RSFSelector
 from pmx.omics.synthetic import make_synthetic_omics
 
 TOP_K = 20
-# de_max_features caps the genes PyDESeq2 tests (by mean count): the slow step of the pipeline
-SMALL = dict(top_k=TOP_K, n_estimators=100, min_candidates=60, n_repeats=3, de_max_features=100, seed=0)
+# min_candidates > top_k: the forest must choose 20 of the 60 smallest p-values
+SMALL = dict(top_k=TOP_K, n_estimators=100, min_candidates=60, n_repeats=3, seed=0)
 
 
 @pytest.fixture(scope="module")

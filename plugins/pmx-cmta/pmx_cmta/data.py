@@ -142,7 +142,8 @@ def load_cohort_data(context: pmx.RunContext, data: Any, *, progress: bool = Tru
 
     encoder = build_encoder(data)
     embedded = embed(store, encoder, {"tiler": tiler.fingerprint, "slides": sorted(r.slide_id for r in refs),
-                                      "num_workers": data.embed_workers, "device": context.resolved_device()},
+                                      "num_workers": data.embed_workers, "threads": data.embed_threads,
+                                      "device": context.resolved_device()},
                      force=context.force, progress=progress)
     lineage["stages"]["embed"] = {"encoder": embedded.encoder, "fingerprint": embedded.fingerprint,
                                   "slides": embedded.slides, "cached": embedded.cached,
@@ -170,7 +171,7 @@ def load_cohort_data(context: pmx.RunContext, data: Any, *, progress: bool = Tru
             dropped["no_bag"].append(patient)
             continue
         ids.append(patient)
-        bags.append(torch.as_tensor(np.asarray(vectors, dtype=np.float32)))
+        bags.append(torch.from_numpy(np.array(vectors, dtype=np.float32)))
     for reason, who in dropped.items():
         if who:
             log.warning("cmta needs both modalities: %d patient(s) dropped (%s), e.g. %s", len(who),

@@ -48,8 +48,12 @@ class DataSection(pmx.ComponentConfig):
     allow_random_encoder: bool = pmx.Field(
         True, description="without a weights file, embed with a random resnet50-trunc (a warning, recorded in lineage.json)"
     )
+    tile_scaling: Literal["none", "standard"] = pmx.Field(
+        "none", description="standardise tile vectors per feature with the training part's tiles (fit per fold; paper: none)"
+    )
     tiling_workers: int = pmx.Field(0, ge=0, description="tiling processes (0 = in this process)")
     embed_workers: int = pmx.Field(-1, ge=-1, description="embedding DataLoader workers (-1 = auto)")
+    embed_threads: int = pmx.Field(0, ge=0, description="torch CPU threads while embedding (0 = torch default)")
     demo_patients: int = pmx.Field(150, ge=10, description="--demo: patients of the generated demo cohort")
     demo_slide_size: int = pmx.Field(2048, ge=256, description="--demo: level-0 slide width in pixels")
     demo_genes: int = pmx.Field(2000, ge=100, description="--demo: RNA genes of the generated demo cohort")
@@ -75,6 +79,9 @@ class TrainSection(pmx.ComponentConfig):
     batch_size: int = pmx.Field(1, ge=1, description="patients per step (bags differ in size: 1 as in the paper)")
     epochs: int = pmx.Field(30, ge=1, description="passes over the training fold")
     weighted_sampling: bool = pmx.Field(True, description="sample balancing (time bin, censorship) classes")
+    threads: int = pmx.Field(
+        0, ge=0, description="torch CPU threads while training (0 = torch default; 1 is fastest for tiny models on busy CPUs)"
+    )
 
 
 class EvalSection(pmx.ComponentConfig):
@@ -104,10 +111,11 @@ class CMTAMethod(pmx.Method):
                 "path_hidden": [64, 32], "omic_hidden": [64, 32], "fusion_hidden": [32, 32],
                 "heads": 4, "landmarks": 16, "max_train_tiles": 256,
             },
-            "train": {"optimizer": "adam", "lr": 5e-4, "epochs": 5},
+            "train": {"optimizer": "adam", "lr": 1e-3, "epochs": 5, "threads": 1},
             "data": {
-                "tile_size": 256, "magnification": 10.0, "encoder_input_size": 128,
-                "demo_patients": 60, "demo_slide_size": 1024, "demo_genes": 500,
+                "embed_workers": 0, "embed_threads": 1, "tile_scaling": "standard",
+                "tile_size": 256, "magnification": 20.0, "encoder_input_size": 64,
+                "demo_patients": 150, "demo_slide_size": 1024, "demo_genes": 500,
             },
             "eval": {"folds": 3, "val_fraction": 0.2},
         },

@@ -111,7 +111,7 @@ def test_cli_dry_run_prints_the_count(host):
     assert report["parameters"] == 4_785_732 + 1024 * sum(MCAT_BLCA_LIKE)
 
 
-def test_run_is_not_wired_yet_and_says_so():
+def test_run_without_data_asks_for_a_cohort(tmp_path):
     method = CMTAMethod(CMTAMethod.resolve_config("tiny"))
-    with pytest.raises(pmx.PmxError, match="not wired yet"):
-        method.run(pmx.RunContext(method="cmta", preset="tiny"))
+    with pytest.raises(pmx.PmxError, match="--cohort DIR"):
+        method.run(pmx.RunContext(method="cmta", preset="tiny", store=str(tmp_path / "s"), out_dir=tmp_path))
