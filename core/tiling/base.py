@@ -100,6 +100,20 @@ class Tiler(Component):
                 f"slide {slide.slide_id}: asked for {scale.mpp:g} um/px but the slide's finest "
                 f"level is {slide.mpp:g} um/px; tiles are upsampled {1 / scale.downsample:.2f}x")
 
+    def window(self, slide: Slide, notes: list[str]) -> tuple[Scale, float, float] | None:
+        """Scale, requested level-0 extent and the extent after the small-slide policy.
+
+        Every tiler starts its plan here so the upsampling warning and the small-slide policy
+        behave the same way for all of them; None means the slide is skipped.
+        """
+        scale = self.scale(slide)
+        self.check_upsampling(slide, scale, notes)
+        extent = self.config.size * scale.downsample
+        fitted = self.fit_extent(slide, extent, notes)
+        if fitted is None:
+            return None
+        return scale, extent, fitted
+
     def fit_extent(self, slide: Slide, extent: float, notes: list[str]) -> float | None:
         """Apply the small-slide policy to a square of ``extent`` level-0 px (None = skip)."""
         if extent <= slide.width and extent <= slide.height:

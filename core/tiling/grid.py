@@ -52,12 +52,10 @@ class GridTiler(Tiler):
 
     def plan(self, slide: Slide, tissue: TissueMask, notes: list[str]) -> list[TileSpec]:
         cfg = self.config
-        scale = self.scale(slide)
-        self.check_upsampling(slide, scale, notes)
-        extent = cfg.size * scale.downsample
-        fitted = self.fit_extent(slide, extent, notes)
-        if fitted is None:
+        window = self.window(slide, notes)
+        if window is None:
             return []
+        scale, extent, fitted = window
         step = cfg.step * scale.downsample * (fitted / extent)
         starts = []
         for length in (slide.width, slide.height):

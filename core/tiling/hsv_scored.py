@@ -55,12 +55,10 @@ class HsvScoredTiler(Tiler):
 
     def plan(self, slide: Slide, tissue: TissueMask, notes: list[str]) -> list[TileSpec]:
         cfg = self.config
-        scale = self.scale(slide)
-        self.check_upsampling(slide, scale, notes)
-        extent = cfg.size * scale.downsample
-        fitted = self.fit_extent(slide, extent, notes)
-        if fitted is None:
+        window = self.window(slide, notes)
+        if window is None:
             return []
+        scale, extent, fitted = window
         rows, cols = np.nonzero(tissue.mask)
         if rows.size == 0:
             notes.append(f"slide {slide.slide_id}: no tissue detected; no patch kept")

@@ -49,12 +49,10 @@ class RepresentativeRegionTiler(Tiler):
 
     def plan(self, slide: Slide, tissue: TissueMask, notes: list[str]) -> list[TileSpec]:
         cfg = self.config
-        scale = self.scale(slide)
-        self.check_upsampling(slide, scale, notes)
-        extent = cfg.size * scale.downsample
-        fitted = self.fit_extent(slide, extent, notes)
-        if fitted is None:
+        window = self.window(slide, notes)
+        if window is None:
             return []
+        scale, extent, fitted = window
         bbox = tissue.bbox()
         if bbox is None:
             notes.append(f"slide {slide.slide_id}: no tissue detected; no region kept")
