@@ -75,6 +75,10 @@ class Results(BaseModel):
     config: dict[str, Any] = Field(description="resolved config of the run")
     versions: dict[str, str] = Field(description="versions of python, pmx and key libraries")
     files: dict[str, str] = Field(default_factory=dict, description="other outputs, relative to the run dir")
+    reference: dict[str, float] = Field(
+        default_factory=dict,
+        description="known ceilings to read the C-index against (demo cohorts: oracle_c_index and the "
+        "per-modality reachable C-index from truth.json); empty for real cohorts")
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -112,6 +116,7 @@ def build_results(
     n_high: int | None = None,
     n_low: int | None = None,
     files: Mapping[str, str] | None = None,
+    reference: Mapping[str, float] | None = None,
 ) -> Results:
     """Assemble a validated Results object; summaries are computed from the folds."""
     fold_results = [f if isinstance(f, FoldResult) else FoldResult(**dict(f)) for f in folds]
@@ -143,6 +148,7 @@ def build_results(
         config=json.loads(json.dumps(dict(config), default=str)),
         versions=versions(),
         files=dict(files or {}),
+        reference={k: float(v) for k, v in (reference or {}).items()},
     )
 
 
@@ -207,4 +213,9 @@ def results_markdown(results: Results) -> str:
         f"C-index {_fmt(results.c_index_mean)} ± {_fmt(results.c_index_std)} over "
         f"{len(results.folds)} folds; log-rank p = {p} (per-fold median-risk split, pooled)."
     )
+    if results.reference:
+        ceilings = ", ".join(f"{name.removesuffix('_c_index')} {value:.3f}"
+                             for name, value in sorted(results.reference.items()))
+        lines.append("")
+        lines.append(f"Reference C-index on this (synthetic) cohort, the most a model can reach: {ceilings}.")
     return "\n".join(lines) + "\n"

@@ -251,6 +251,7 @@ def report_run(
     fold_metrics: Mapping[int, Mapping[str, float | None]] | None = None,
     run_id: str | None = None,
     seed: int | None = None,
+    reference: Mapping[str, float] | None = None,
 ) -> Results:
     """Write results.json, results.md and km.png of a cross-validated run.
 
@@ -299,7 +300,7 @@ def report_run(
     results = build_results(
         method=method, cohort=str(cohort), preset=preset, folds=fold_results, config=config,
         logrank_p=p, run_id=run_id, split=split_ids[0] if len(split_ids) == 1 else None,
-        seed=seed, n_high=int(high.sum()), n_low=int((~high).sum()), files=files,
+        seed=seed, n_high=int(high.sum()), n_low=int((~high).sum()), files=files, reference=reference,
     )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "results.md").write_text(results_markdown(results))

@@ -33,41 +33,8 @@ class CohortData:
     bags: list[torch.Tensor]  #: per patient, [tiles, 1024] (all slides of the patient)
     rna: pd.DataFrame  #: patients x genes (rows follow ``patients``), after ``data.rna_transform``
     signatures: Path
+    manifest: Path
     lineage: dict[str, Any] = field(default_factory=dict)
-
-
-def demo_folder(context: pmx.RunContext, data: Any) -> Path:
-    """Where ``--demo`` keeps its cohort: keyed by the demo settings, so reruns reuse it."""
-    tag = f"p{data.demo_patients}-s{data.demo_slide_size}-g{data.demo_genes}-seed{context.seed}"
-    return Path(context.out_dir) / "demo-cohorts" / tag
-
-
-def resolve_manifest(context: pmx.RunContext, data: Any) -> Path:
-    """The cohort manifest: ``--cohort DIR`` (or a manifest file), or the demo cohort (generated once)."""
-    if context.demo and context.cohort is not None:
-        raise ConfigError("give either --demo or --cohort DIR, not both")
-    if context.demo:
-        from pmx.cohorts import DemoSettings, generate_demo_cohort
-
-        root = demo_folder(context, data)
-        if not (root / "manifest.toml").exists():
-            log.info("generating the demo cohort in %s (%d patients)", root, data.demo_patients)
-            settings = DemoSettings(patients=data.demo_patients, seed=context.seed,
-                                    slide_size=data.demo_slide_size, genes=data.demo_genes,
-                                    mirnas=100, cpgs=100)
-            generate_demo_cohort(root, settings, progress=False)
-        else:
-            log.info("demo cohort: reusing %s", root)
-        return root / "manifest.toml"
-    if context.cohort is None:
-        raise ConfigError("pmx run plugin:cmta needs a cohort: --cohort DIR (a folder with "
-                          "manifest.toml, see docs/cohorts.md) or --demo")
-    path = Path(context.cohort)
-    manifest = path / "manifest.toml" if path.is_dir() else path
-    if not manifest.is_file():
-        raise DataError(f"cohort {path}: no manifest.toml there; write one (docs/cohorts.md) or "
-                        "generate a demo cohort with `pmx demo-data DIR`")
-    return manifest
 
 
 def resolve_signatures(data: Any, manifest: Path) -> Path:
@@ -112,23 +79,21 @@ def build_encoder(data: Any) -> Any:
     return ResNet50Trunc(**options)
 
 
-def load_cohort_data(context: pmx.RunContext, data: Any, *, progress: bool = True) -> CohortData:
+def load_cohort_data(context: pmx.RunContext, data: Any, demo: Any, *, progress: bool = True) -> CohortData:
     """Run (or reuse) ingest, tiling and embedding, and read bags, survival and RNA back."""
-    from pmx.cohorts import ingest
     from pmx.embedding import embed
     from pmx.featurestore import open_store, read_omics, sql_literal
+    from pmx.recipes import ingest_stage, resolve_manifest
     from pmx.tiling import tile_store_slides
 
-    manifest = resolve_manifest(context, data)
+    manifest = resolve_manifest(context, demo, method="cmta")
     signatures = resolve_signatures(data, manifest)
     store = open_store(context.store)
     lineage: dict[str, Any] = {"store": str(store.uri), "manifest": str(manifest), "stages": {},
                                "warnings": []}
 
-    ingested = ingest(manifest, store, force=context.force)
+    ingested = ingest_stage(context, manifest, store, lineage)
     name = ingested.cohort.name
-    lineage["stages"]["ingest"] = {"key": ingested.key, "cached": ingested.cached}
-    log.info("stage ingest: %s", "cache hit" if ingested.cached else "computed")
 
     tiler = build_tiler(data)
     slide_ids = set(ingested.cohort.slides["slide_id"]) if "slide_id" in ingested.cohort.slides else None
@@ -186,7 +151,7 @@ def load_cohort_data(context: pmx.RunContext, data: Any, *, progress: bool = Tru
                        "tiles_max": int(max(sizes))}
     return CohortData(name=name, patients=ids, time=table["time"].to_numpy(np.float64),
                       event=table["event"].to_numpy().astype(bool), bags=bags, rna=rna.loc[ids],
-                      signatures=signatures, lineage=lineage)
+                      signatures=signatures, manifest=manifest, lineage=lineage)
 
 
 def _transform_rna(rna: pd.DataFrame, how: str) -> pd.DataFrame:

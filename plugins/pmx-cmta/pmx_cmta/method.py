@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import pmx
+from pmx.recipes import DemoSection
 
 from .backbone import CMTABackbone
 
@@ -54,9 +55,6 @@ class DataSection(pmx.ComponentConfig):
     tiling_workers: int = pmx.Field(0, ge=0, description="tiling processes (0 = in this process)")
     embed_workers: int = pmx.Field(-1, ge=-1, description="embedding DataLoader workers (-1 = auto)")
     embed_threads: int = pmx.Field(0, ge=0, description="torch CPU threads while embedding (0 = torch default)")
-    demo_patients: int = pmx.Field(150, ge=10, description="--demo: patients of the generated demo cohort")
-    demo_slide_size: int = pmx.Field(2048, ge=256, description="--demo: level-0 slide width in pixels")
-    demo_genes: int = pmx.Field(2000, ge=100, description="--demo: RNA genes of the generated demo cohort")
 
 
 class LossSection(pmx.ComponentConfig):
@@ -98,6 +96,8 @@ class CMTAMethod(pmx.Method):
     version: ClassVar[str] = "1"
 
     class Config(pmx.ComponentConfig):
+        demo: DemoSection = pmx.Field(default_factory=DemoSection,
+                                      description="--demo cohort (shared with other methods: same folder, store rows, folds)")
         data: DataSection = pmx.Field(default_factory=DataSection, description="tiles, embeddings, omics")
         model: CMTABackbone.Config = pmx.Field(default_factory=CMTABackbone.Config, description="backbone")
         loss: LossSection = pmx.Field(default_factory=LossSection, description="alignment loss and NLL")
@@ -115,7 +115,6 @@ class CMTAMethod(pmx.Method):
             "data": {
                 "embed_workers": 0, "embed_threads": 1, "tile_scaling": "standard",
                 "tile_size": 256, "magnification": 20.0, "encoder_input_size": 64,
-                "demo_patients": 150, "demo_slide_size": 1024, "demo_genes": 500,
             },
             "eval": {"folds": 3, "val_fraction": 0.2},
         },
