@@ -79,6 +79,7 @@ def diagnose() -> tuple[dict[str, Any], list[str]]:
             "optional: pip install 'pmx[tensorrt]' on a CUDA machine for TensorRT inference"
         )
     host = get_host()
+    host.check()  # import components registered by path, so a broken one is a problem now
     report["plugins"] = {name: {"builtin": i.builtin, "distribution": i.distribution,
                                 "components": len(i.components), "errors": i.errors}
                          for name, i in host.plugins.items()}

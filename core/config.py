@@ -1,7 +1,9 @@
 """Typed component configs, the overrides users type, and the errors they get.
 
 Configs are pydantic models with ``extra="forbid"``: an unknown key or a value of the wrong type
-is rejected with a message that names the key, what it expects, and the valid keys. Overrides
+is rejected with a short message that names the component, the dotted key (``model.heads``),
+the value given and the rule it breaks, suggests the closest valid key, and says how to fix it
+(``--set``, ``pmx components KIND NAME``); it never dumps the whole input. Overrides
 come from presets (nested dicts), TOML files (``--config``) and ``--set section.key=value``
 strings whose values are parsed as TOML literals (``1e-3``, ``true``, ``[1, 2]``, ``"x"``) and
 fall back to plain strings.
@@ -10,6 +12,8 @@ fall back to plain strings.
 from __future__ import annotations
 
 import copy
+import difflib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -127,32 +131,124 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def _field_info(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
+    """The pydantic FieldInfo at a (possibly nested) location, or None."""
+    info = None
     current: Any = model
     for part in loc:
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
+            return info if isinstance(part, int) else None  # list item of the last field
         info = current.model_fields.get(str(part))
         if info is None:
             return None
         current = info.annotation
+    return info
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    if not loc:
+        return model
+    info = _field_info(model, loc)
+    current = None if info is None else info.annotation
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+def _path(loc: tuple[Any, ...]) -> str:
+    """``("model", "widths", 0)`` -> ``model.widths[0]``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _rule(err: Mapping[str, Any]) -> str:
+    message = str(err.get("msg", ""))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    """A known field path close to the unknown key: a sibling first, then anywhere."""
+    key = str(loc[-1])
+    parent = _model_at(model, loc[:-1])
+    siblings = list(parent.model_fields) if parent is not None else []
+    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
+    if close:
+        return _path((*loc[:-1], close[0]))
+    every = [row["name"] for row in config_fields(model)]
+    same_leaf = [p for p in every if p.rsplit(".", 1)[-1] == key]
+    if same_leaf:
+        return same_leaf[0]
+    leaves = {p.rsplit(".", 1)[-1]: p for p in every}
+    close = difflib.get_close_matches(key, list(leaves), n=1, cutoff=0.75)
+    return leaves[close[0]] if close else None
+
+
+def _problem(model: type[BaseModel], err: Mapping[str, Any]) -> tuple[str, str | None]:
+    """One error as ``path: what is wrong`` and the path a ``--set`` fix would use."""
+    loc = tuple(err.get("loc", ()))
+    path = _path(loc)
+    if err.get("type") == "extra_forbidden":
+        guess = _did_you_mean(model, loc)
+        if guess:
+            return f"unknown key '{path}'; did you mean '{guess}'?", guess
+        parent = _model_at(model, loc[:-1]) or model
+        names = list(parent.model_fields)
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        return f"unknown key '{path}'; valid keys here: {shown or '(none)'}", None
+    section = _model_at(model, loc)
+    value = err.get("input")
+    if section is not None and isinstance(value, Mapping):
+        # a model-level validator: name the fields its message mentions, not the whole input
+        message = _rule(err)
+        mentioned = [name for name in section.model_fields if re.search(rf"\b{re.escape(name)}\b", message)]
+        shown = []
+        for name in mentioned:
+            current = value.get(name, section.model_fields[name].get_default(call_default_factory=True))
+            shown.append(f"{_path((*loc, name))} = {_short(current, 40)}")
+        where = path or "(top level)"
+        details = f" ({', '.join(shown)})" if shown else ""
+        return f"{where}: {message}{details}", _path((*loc, mentioned[0])) if mentioned else None
+    field_path = _path(tuple(p for p in loc if not isinstance(p, int))) or None
+    if err.get("type") == "missing":
+        return f"{path}: {_rule(err)} (got {_short(value)} for {_path(loc[:-1]) or 'the config'})", field_path
+    info = _field_info(model, loc)
+    expects = ""
+    if info is not None:
+        annotation = info.annotation
+        is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        expects = " (expects a section of fields)" if is_section else f" (expects {_type_name(annotation)})"
+        if is_section and field_path:
+            field_path += ".FIELD"
+    return f"{path or '(top level)'} = {_short(value)}: {_rule(err)}{expects}", field_path
+
+
+_OWNER = re.compile(r"^(tiler|selector|encoder|objective|head|method) '([^']+)'")
+
+
 def build_config(model: type[BaseModel], values: Mapping[str, Any] | None, owner: str) -> Any:
-    """Validate ``values`` against ``model``; ``owner`` (e.g. "tiler 'grid'") goes in errors."""
+    """Validate ``values`` against ``model``; ``owner`` (e.g. "tiler 'grid'") goes in errors.
+
+    The error names each offending field by its dotted path (``model.heads``), the value given
+    and the rule it breaks, suggests the closest field for an unknown key, and says how to fix
+    it (``--set path=value``; ``pmx components KIND NAME`` lists the fields when ``owner``
+    starts with "KIND 'NAME'"). It never dumps the whole input.
+    """
     try:
         return model.model_validate(dict(values or {}))
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err.get("loc", ()))
-            key = ".".join(str(p) for p in loc)
-            if err.get("type") == "extra_forbidden":
-                parent = _model_at(model, loc[:-1]) or model
-                valid = ", ".join(parent.model_fields) or "(none)"
-                problems.append(f"unknown key '{key}'; valid keys here: {valid}")
-            else:
-                got = err.get("input")
-                problems.append(f"key '{key}': {err.get('msg')} (got {got!r})")
-        raise ConfigError(f"invalid config for {owner}: " + "; ".join(problems)) from None
+        problems = [_problem(model, err) for err in exc.errors()]
+    lines = [text for text, _ in problems]
+    fix_path = next((path for _, path in problems if path), None)
+    hint = f"Fix: --set {fix_path or 'PATH'}=VALUE (or the --config file)"
+    match = _OWNER.match(owner)
+    if match:
+        hint += f"; `pmx components {match.group(1)} {match.group(2)}` lists every field with its type and default"
+    body = f" {lines[0]}" if len(lines) == 1 else "".join(f"\n  - {line}" for line in lines)
+    raise ConfigError(f"invalid config for {owner}:{body}\n{hint}.") from None

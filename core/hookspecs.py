@@ -2,13 +2,15 @@
 
 A plugin is a module (or object) with functions decorated by ``@pmx.hookimpl`` whose names
 match the specs below. Each ``pmx_register_*`` hook receives a ``register`` callback and calls
-it once per component class, the way ``llm`` plugins register models::
+it once per component, the way ``llm`` plugins register models, with the class or, so that
+loading plugins does not import torch, with its import path and name::
 
     import pmx
 
     @pmx.hookimpl
     def pmx_register_tilers(register):
-        register(MyTiler)
+        register("my_plugin.tiler:MyTiler", name="my-tiler")   # imported on first use
+        register(MyCheapTiler)                                  # a class already imported
 
 Plugins are found through the ``pmx`` entry-point group (see docs/plugins.md); pmx's own
 components register through these same hooks from built-in plugin modules.
@@ -23,7 +25,8 @@ import pluggy
 hookspec = pluggy.HookspecMarker("pmx")
 hookimpl = pluggy.HookimplMarker("pmx")
 
-Register = Callable[[type], None]
+#: ``register(cls)`` or ``register("module:Class", name="...")``
+Register = Callable[..., None]
 
 
 @hookspec

@@ -4,6 +4,11 @@ pmx loads (1) its own built-in plugin modules (``BUILTIN_PLUGINS``), then (2) ev
 in the ``pmx`` group, filtered by the ``PMX_LOAD_PLUGINS`` allow-list, then asks every plugin's
 ``pmx_register_*`` hooks for components. Each plugin is imported and called on its own so one
 broken plugin is reported (name, distribution, error) while the others still load.
+
+Loading is cheap: plugin modules register their components by import path
+(``register("pkg.module:Class", name="...")``) and the registry imports a class only when it is
+used, so ``pmx --help`` / ``pmx plugins`` never import torch. :meth:`PluginHost.check` imports
+them all (``pmx plugins --check``, ``pmx doctor``).
 """
 
 from __future__ import annotations
@@ -185,16 +190,32 @@ class PluginHost:
     def _call_register_hook(self, info: PluginInfo, hook: str, function: Callable[..., Any]) -> None:
         expected = REGISTER_HOOKS[hook]
 
-        def register(cls: type) -> None:
+        def register(component: type | str, name: str | None = None) -> None:
+            """``register(Class)``, or ``register("pkg.module:Class", name="...")`` (lazy)."""
             try:
-                if getattr(cls, "kind", None) != expected:
+                if isinstance(component, str):
+                    if name is None:
+                        raise PmxError(
+                            f"{hook} registered {component!r} without a name; registering by "
+                            f"import path needs the name: register({component!r}, name=\"...\")"
+                        )
+                    self.registry.add_lazy(expected, name, component, plugin=info.name,
+                                           distribution=info.distribution)
+                    info.components.append((expected, name))
+                    return
+                if getattr(component, "kind", None) != expected:
                     raise PmxError(
-                        f"{getattr(cls, '__qualname__', cls)!r} has kind "
-                        f"{getattr(cls, 'kind', None)!r} but was registered from {hook} "
+                        f"{getattr(component, '__qualname__', component)!r} has kind "
+                        f"{getattr(component, 'kind', None)!r} but was registered from {hook} "
                         f"(which registers {expected!r} components)"
                     )
-                self.registry.add(cls, plugin=info.name, distribution=info.distribution)
-                info.components.append((cls.kind, cls.name))
+                if name is not None and name != getattr(component, "name", None):
+                    raise PmxError(
+                        f"{hook} registered {component.__qualname__} as {name!r} but its class "
+                        f"name attribute is {getattr(component, 'name', None)!r}; drop name= or make them agree"
+                    )
+                self.registry.add(component, plugin=info.name, distribution=info.distribution)
+                info.components.append((component.kind, component.name))
             except PmxError as exc:
                 info.errors.append(str(exc))
 
@@ -202,6 +223,19 @@ class PluginHost:
             function(register=register)
         except Exception as exc:
             info.errors.append(f"{hook} failed: {_short_error(exc)}")
+
+    def check(self) -> dict[str, list[str]]:
+        """Import every component registered by path and record failures on its plugin.
+
+        Loading stays cheap because path registrations are not imported; ``pmx plugins
+        --check`` and ``pmx doctor`` call this to find a broken one before a run needs it.
+        """
+        for reg in self.registry.registrations():
+            error = reg.check()
+            info = self.plugins.get(reg.plugin)
+            if error and info is not None and error not in info.errors:
+                info.errors.append(error)
+        return self.errors
 
     # -- queries ---------------------------------------------------------------------------
     @property

@@ -78,10 +78,10 @@ class BagDataset(Dataset):
             raise DataError(f"store {self.store.uri} has no embeddings for encoder {encoder!r}; "
                             f"encoders: {', '.join(self.store.encoders()) or '(none)'}")
         self.version = self.store.versions([physical])[physical]
+        # where every bag's rows are (one key scan): items are range reads, in every worker
+        self.index = self.store.bag_index(encoder, self.version)
         if patient_ids is None:
-            column = self.store.table_at(physical, self.version).search().select(
-                ["patient_id"]).limit(None).to_arrow().column("patient_id")
-            patient_ids = sorted(p for p in set(column.to_pylist()) if p is not None)
+            patient_ids = sorted(self.index.patients)
         self.patient_ids = list(patient_ids)
         self.with_survival = with_survival
         if with_survival:
@@ -100,7 +100,8 @@ class BagDataset(Dataset):
 
     def bag(self, index: int) -> np.ndarray:
         patient = self.patient_ids[index]
-        vectors = self.store.read_bag(self.encoder, patient_id=patient, version=self.version)
+        vectors = self.store.read_bag(self.encoder, patient_id=patient, version=self.version,
+                                      index=self.index)
         if len(vectors) == 0:
             raise DataError(f"patient {patient} has no vectors for encoder {self.encoder!r} in "
                             f"{self.store.uri}; run the embed stage for its slides")
@@ -166,8 +167,10 @@ class TileDataset(Dataset):
     """Tiles of one tiler run as images, from stored pixels or read from the slide.
 
     ``source``: ``"store"`` (stored pixels only), ``"slide"`` (always read the slide with
-    OpenSlide) or ``"auto"`` (stored pixels when present). ``region=(w, h)`` reads a region of
-    that size at the tile's level, anchored at the tile's corner, instead of the tile itself.
+    OpenSlide) or ``"auto"`` (stored pixels when present). A slide read repeats the tiler's own
+    read (``size`` px at ``level``, resized to ``out_size``: `pmx.tiling.read_tile`), so it
+    gives the tiler's pixels also for resampled tiles. ``region=(w, h)`` reads a region of that
+    size at the tile's level, anchored at the tile's corner, instead of the tile itself.
     Items: ``image`` (3, h, w) uint8 tensor (or ``transform(PIL image)``), ``slide_id``,
     ``patient_id``, ``x``, ``y``, ``level``.
     """
@@ -187,7 +190,8 @@ class TileDataset(Dataset):
                         sql_in("slide_id", slide_ids) if slide_ids is not None else None,
                         f"tissue >= {float(min_tissue)}" if min_tissue is not None else None)
         handle = self.store.table_at("tiles", self.version)
-        columns = {c: c for c in ("slide_id", "patient_id", "level", "x", "y", "size", "pixel_format")}
+        columns = {c: c for c in ("slide_id", "patient_id", "level", "x", "y", "size", "out_size",
+                                  "pixel_format")}
         columns["has_pixels"] = "pixels IS NOT NULL"
         table = handle.search().where(where).select(columns).with_row_id(True).limit(None).to_arrow()
         if table.num_rows == 0:
@@ -214,16 +218,13 @@ class TileDataset(Dataset):
     def _slide(self, slide_id: str) -> Any:
         handle = self._slides.get(slide_id)
         if handle is None:
-            import openslide
+            from pmx.slides import open_slide
 
             path = self.paths.get(slide_id)
             if not path:
                 raise DataError(f"slide {slide_id} has no path in the store's slides table; "
                                 "ingest the slide (or store tile pixels)")
-            try:
-                handle = openslide.OpenSlide(path)
-            except (openslide.OpenSlideError, FileNotFoundError) as exc:
-                raise DataError(f"cannot open slide {slide_id} at {path}: {exc}") from None
+            handle = open_slide(path, slide_id=slide_id)  # DataError naming the file if unreadable
             self._slides[slide_id] = handle
         return handle
 
@@ -232,14 +233,15 @@ class TileDataset(Dataset):
         if self.region is None and self.source != "slide" and row["has_pixels"]:
             data = self.store.table_at("tiles", self.version).take_row_ids(
                 [row["_rowid"]]).select(["pixels"]).to_arrow().column("pixels")[0].as_py()
-            return decode_pixels(data, row["pixel_format"], row["size"])
-        size = self.region or (row["size"], row["size"])
-        if not size[0]:
-            raise DataError(f"tile {row['slide_id']} ({row['x']}, {row['y']}) has no size")
+            return decode_pixels(data, row["pixel_format"], row["out_size"] or row["size"])
+        if self.region is None:
+            from pmx.tiling import read_tile
+
+            return read_tile(self._slide(row["slide_id"]), row)
         level = max(int(row["level"]), 0)
-        image = self._slide(row["slide_id"]).read_region((int(row["x"]), int(row["y"])), level,
-                                                        (int(size[0]), int(size[1])))
-        return np.asarray(image.convert("RGB"))
+        width, height = (int(v) for v in self.region)
+        return self._slide(row["slide_id"]).read_level(int(row["x"]), int(row["y"]), level,
+                                                      width, height)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         array = self.pixels(index)

@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from pmx.errors import DataError
 
-SCHEMA_VERSION = 1
+#: 2: tiles gained out_size, extent and score (the exact read behind each tile's pixels)
+SCHEMA_VERSION = 2
 SCHEMA_VERSION_KEY = b"pmx.schema_version"
 EMBEDDINGS = "embeddings"
 EMBEDDINGS_PREFIX = "embeddings__"
@@ -91,7 +92,8 @@ SLIDES = _spec(
 )
 
 TILES = _spec(
-    "tiles", "Tile records of a tiler run: coordinates, tissue score and optional pixels.",
+    "tiles", "Tile records of a tiler run: coordinates, the exact read behind the pixels, "
+    "tissue and score, and optional pixels.",
     keys=("tiler", "slide_id", "level", "x", "y"), indexed=("slide_id", "patient_id", "tiler"),
     partition="slide_id", bulk=True,
     columns=[
@@ -99,11 +101,17 @@ TILES = _spec(
         ("slide_id", pa.string(), False, "slide the tile comes from"),
         ("patient_id", pa.string(), True, "patient of the slide (denormalised for bag queries)"),
         ("level", pa.int32(), False, "pyramid level the tile was read at"),
-        ("mpp", pa.float64(), True, "microns per pixel of the tile pixels"),
+        ("mpp", pa.float64(), True, "microns per pixel of the tile pixels (after resampling)"),
         ("x", pa.int64(), False, "left edge, level-0 pixels"),
         ("y", pa.int64(), False, "top edge, level-0 pixels"),
-        ("size", pa.int32(), True, "tile width = height in pixels at `level`"),
-        ("tissue", pa.float32(), True, "tissue fraction / score in [0, 1]"),
+        ("size", pa.int32(), True, "edge of the read at `level`, in that level's pixels: "
+                                   "read_region((x, y), level, (size, size))"),
+        ("out_size", pa.int32(), True, "edge of the tile pixels: the read is resized to it when "
+                                       "it differs from `size` (null = `size`, no resampling)"),
+        ("extent", pa.float64(), True, "edge of the tile in level-0 pixels (the tiler's box)"),
+        ("tissue", pa.float32(), True, "tissue fraction in [0, 1]"),
+        ("score", pa.float32(), True, "the tiler's ranking score (tissue fraction, dark-tissue "
+                                      "score or HSV count)"),
         ("pixels", pa.binary(), True, "encoded tile pixels (optional)"),
         ("pixel_format", pa.string(), True, "encoding of `pixels`: jpeg, png or raw"),
     ],
@@ -279,3 +287,39 @@ def spec_for(name: str) -> TableSpec:
     except KeyError:
         valid = ", ".join([*TABLES, EMBEDDINGS])
         raise DataError(f"unknown store table {name!r}; tables: {valid}") from None
+
+
+#: Tables whose layout changed: how to get rid of an old-layout table ({uri} = the store).
+#: A stored table that lacks columns of its spec was written by an older pmx; it is refused
+#: on open (``check_layout``) instead of failing later with a Lance schema error, or worse,
+#: being read with the wrong meaning.
+LAYOUT_FIXES: dict[str, str] = {
+    "tiles": (
+        "re-tile with `pmx tile --tiler NAME --force --store {uri}` (or tile_store_slides(..., "
+        "force=True)): it drops the old tiles table, with the tiles of every tiler and their "
+        "`tile` stage records, and writes the new layout; then run `pmx tile` again for any "
+        "other tiler you use. Embeddings are keyed by tile position and stay valid"
+    ),
+}
+
+
+def missing_columns(name: str, schema: pa.Schema) -> list[str]:
+    """Columns of ``name``'s spec that a stored table with ``schema`` lacks (only for tables
+    listed in ``LAYOUT_FIXES``; empty when the layout is current)."""
+    if name not in LAYOUT_FIXES or name not in TABLES:
+        return []
+    return [n for n in TABLES[name].schema.names if n not in schema.names]
+
+
+def check_layout(name: str, schema: pa.Schema, uri: str) -> None:
+    """Refuse an old-layout table, naming the store, the missing columns and the fix."""
+    missing = missing_columns(name, schema)
+    if not missing:
+        return
+    stored = (schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"1").decode()
+    raise DataError(
+        f"store {uri}: its {name} table was written by an older pmx (store schema version "
+        f"{stored}; this pmx writes version {SCHEMA_VERSION}) and lacks the column(s) "
+        f"{', '.join(missing)}, so its rows cannot be read back as written. Fix: "
+        + LAYOUT_FIXES[name].format(uri=uri) + "."
+    )

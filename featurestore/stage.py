@@ -76,6 +76,9 @@ class Stage:
         self._done: dict[str, int] = {}
         self._started: dict[str, datetime] = {}
         self._holding: str | None = None  # unit whose lock pending() holds right now
+        self._claims: dict[str, Any] = {}  # unit -> lock (None: lock-less store) taken by claim()
+        # artifacts version up to which self._done is complete (see FeatureStore.caught_up)
+        self._seen: int | None = None
         self._entered = False
         self._host = f"{socket.gethostname()}:{os.getpid()}"
         self._params_json = json.dumps(params, sort_keys=True, default=str)
@@ -84,8 +87,9 @@ class Stage:
     def __enter__(self) -> "Stage":
         self._entered = True
         if self.force:
+            seen = self._head()
             self.store.delete("artifacts", f"key = {sql_literal(self.key)}")
-            self._done = {}
+            self._done, self._seen = {}, seen
         else:
             self._done = self._stored_done()
         if self.complete:
@@ -103,6 +107,8 @@ class Stage:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        for unit in list(self._claims):  # units claimed but never finished (an error)
+            self.release(unit)
         if self.cached:
             return
         self._done = self._stored_done()  # other processes may have finished units too
@@ -166,13 +172,52 @@ class Stage:
                 self._holding = None
                 lock.release()
 
-    def _recheck(self, unit: Any) -> bool:
-        """True if the unit was finished meanwhile (by another process); records start time."""
+    def claim(self, unit: Any, *, wait: bool = False) -> str:
+        """Take ``unit`` for this process, for callers that keep several units in flight
+        (``pending()`` holds one at a time). Returns ``"claimed"`` (compute it, then call
+        `done`, which gives it back; call `release` if it fails), ``"done"`` (finished by
+        another process meanwhile: skip it) or ``"busy"`` (another process is computing it).
+
+        A busy unit may be claimed again with ``wait=True``, which blocks until the other
+        process lets go. Only wait while holding no other claim: two processes each waiting
+        for a unit the other holds would wait forever.
+        """
+        if not self._entered:
+            raise RuntimeError("use the stage as a context manager: with store.stage(...) as s:")
         uid = str(unit)
-        where = f"key = {sql_literal(self.key)} AND unit = {sql_literal(uid)} AND status = 'done'"
-        if self.store.count("artifacts", where):  # a count is much cheaper than a query
-            rows = self.store.read_arrow("artifacts", where=where, columns=["rows"])
-            self._done[uid] = int(rows.column("rows")[0].as_py() or 0)
+        if uid in self._claims:
+            return "claimed"
+        if uid in self._done or self.cached:
+            return "done"
+        lock = self.store.locks.lock("unit", self.key, uid)
+        if lock is not None and not lock.acquire(blocking=wait):
+            return "busy"
+        if self._recheck(unit):
+            if lock is not None:
+                lock.release()
+            return "done"
+        self._claims[uid] = lock
+        return "claimed"
+
+    def release(self, unit: Any) -> None:
+        """Give back a unit taken with `claim` (without recording it as done)."""
+        lock = self._claims.pop(str(unit), None)
+        if lock is not None:
+            lock.release()
+
+    def _recheck(self, unit: Any) -> bool:
+        """True if the unit was finished meanwhile (by another process); records start time.
+
+        When no other process has written to ``artifacts`` since this stage last read its
+        records, the answer is known without a query (the common case: one writer).
+        """
+        uid = str(unit)
+        seen = self.store.caught_up("artifacts", self._seen)
+        if seen is not None:
+            self._seen = seen
+        else:
+            self._done.update(self._stored_done())
+        if uid in self._done:
             self.log.debug("stage %s: unit %s finished by another process", self.name, uid)
             return True
         self._started[uid] = _now()
@@ -185,15 +230,23 @@ class Stage:
             raise DataError(f"stage {self.name}: {uid!r} is not one of its units")
         now = _now()
         row = [self._row(uid, "done", rows=int(rows), started=self._started.get(uid, now), finished=now)]
-        if uid == self._holding:
+        if uid == self._holding or (uid in self._claims and self._claims[uid] is not None):
             # we hold the unit's lock and saw no record of it: the key is new, append directly
             self.store.append("artifacts", row)
         else:
             self.store.upsert("artifacts", row)
         self._done[uid] = int(rows)
+        self.release(uid)  # a claimed unit is given back once its record is committed
 
     # -- artifacts rows ---------------------------------------------------------------------
+    def _head(self) -> int:
+        """Current artifacts version (0: no table yet)."""
+        head = self.store.head("artifacts")
+        return 0 if head is None else head
+
     def _stored_done(self) -> dict[str, int]:
+        """Done units from the table; the version read first is recorded as ``_seen``."""
+        self._seen = self._head()
         table = self.store.read_arrow("artifacts", where=(
             f"key = {sql_literal(self.key)} AND unit != '{SUMMARY}' AND status = 'done'"),
             columns=["unit", "rows"])

@@ -85,6 +85,9 @@ def test_run_print_config_presets_and_sets(runner, tmp_path):
     toml_out = runner.invoke(cli, ["run", "plugin:example-method", "--print-config"]).output
     assert "[train]\nepochs = 1\nlr = 0.001" in toml_out
     bad = runner.invoke(cli, ["run", "plugin:example-method", "--set", "train.epoch=3"])
+    assert bad.exit_code == 2 and "unknown key 'train.epoch'; did you mean 'train.epochs'?" in bad.output
+    assert "`pmx components method example-method`" in bad.output
+    bad = runner.invoke(cli, ["run", "plugin:example-method", "--set", "train.speed=3"])
     assert bad.exit_code == 2 and "valid keys here: epochs, lr" in bad.output
 
 
@@ -122,3 +125,41 @@ def test_doctor_fails_on_broken_plugin(runner):
     assert "plugin broken-for-doctor" in result.output and "no heads today" in result.output
     shown = runner.invoke(cli, ["plugins"])
     assert "no heads today" in shown.output
+
+
+def test_components_kind_and_name_arguments(runner):
+    _example_host_plugin()
+    one = runner.invoke(cli, ["components", "method", "example-method", "--json"])
+    assert one.exit_code == 0, one.output
+    (described,) = json.loads(one.output)
+    assert (described["kind"], described["name"]) == ("method", "example-method")
+    assert [f["name"] for f in described["config"]] == ["tiler", "train.epochs", "train.lr"]
+    text = runner.invoke(cli, ["components", "tiler", "example-center"])
+    assert text.output.startswith("tiler:example-center v1  [example-inmemory]")
+    missing = runner.invoke(cli, ["components", "method", "nope"])
+    assert missing.exit_code == 2 and "no method named 'nope'" in missing.output
+    assert "example-method" in missing.output
+    clash = runner.invoke(cli, ["components", "tiler", "--kind", "method"])
+    assert clash.exit_code == 2 and "two kinds given" in clash.output
+
+
+def test_broken_path_registration_is_reported_by_check_and_components(runner):
+    broken = types.ModuleType("broken_path_plugin")
+
+    @pmx.hookimpl
+    def pmx_register_heads(register):
+        register("pmx_no_such_module_for_cli:Head", name="ghost-head")
+
+    broken.pmx_register_heads = pmx_register_heads
+    pmx.get_host().register(broken, "broken-path")
+    listed = runner.invoke(cli, ["plugins", "--json"])
+    assert {p["name"]: p for p in json.loads(listed.output)}["broken-path"]["errors"] == []
+    checked = runner.invoke(cli, ["plugins", "--check", "--json"])
+    (error,) = {p["name"]: p for p in json.loads(checked.output)}["broken-path"]["errors"]
+    assert "'pmx_no_such_module_for_cli:Head'" in error and "ModuleNotFoundError" in error
+    heads = runner.invoke(cli, ["components", "head"])
+    assert heads.exit_code == 0
+    assert "head:cox v1  [pmx.survival.plugin]" in heads.output  # the others are still listed
+    assert "! plugin 'broken-path'" in heads.output
+    one = runner.invoke(cli, ["components", "head", "ghost-head"])
+    assert one.exit_code == 2 and "ModuleNotFoundError" in one.output

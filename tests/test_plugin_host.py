@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import json
+import os
+import subprocess
 import sys
 import textwrap
 import types
@@ -202,3 +205,124 @@ def test_builtin_plugins_register_through_the_same_hooks(fresh_host):
         assert info.errors == [], f"built-in plugin {info.name} failed: {info.errors}"
         assert info.distribution == "pmx"
     assert all(reg.plugin in host.plugins for reg in host.registry.registrations())
+
+
+# -- lazy registration by import path ---------------------------------------------------------
+
+LAZY_IMPL = """
+    import pmx
+
+    class LazyTiler(pmx.Component):
+        '''A tiler whose module a plugin registers by path.'''
+        kind = "tiler"
+        name = "lazy-tiler"
+        class Config(pmx.ComponentConfig):
+            size: int = pmx.Field(64, description="tile size")
+
+    class Misnamed(pmx.Component):
+        kind = "tiler"
+        name = "other-name"
+"""
+
+
+def _path_plugin(mod_name: str, *entries: tuple[str, str | None]) -> types.ModuleType:
+    module = types.ModuleType(mod_name)
+
+    @pmx.hookimpl
+    def pmx_register_tilers(register):
+        for target, name in entries:
+            register(target) if name is None else register(target, name=name)
+
+    module.pmx_register_tilers = pmx_register_tilers
+    return module
+
+
+def test_registering_by_import_path_imports_on_first_use(module_on_path):
+    module_on_path("pmx_test_lazy_impl", LAZY_IMPL)
+    host = PluginHost()
+    info = host.register(_path_plugin("lazy_mod", ("pmx_test_lazy_impl:LazyTiler", "lazy-tiler")), "lazy")
+    assert info.errors == [] and info.components == [("tiler", "lazy-tiler")]
+    assert host.registry.names("tiler") == ["lazy-tiler"]
+    reg = host.registry.lookup("tiler", "lazy-tiler")
+    assert not reg.loaded and "pmx_test_lazy_impl" not in sys.modules
+    cls = host.registry.get("tiler", "lazy-tiler")
+    assert reg.loaded and cls is sys.modules["pmx_test_lazy_impl"].LazyTiler
+    described = reg.describe()
+    assert described["summary"] == "A tiler whose module a plugin registers by path."
+    assert described["config"] == [{"name": "size", "type": "int", "default": 64, "doc": "tile size"}]
+    # the same class registered eagerly elsewhere: same key, same fingerprint
+    eager = PluginHost()
+    eager.register(_plugin_module("eager_mod", cls), "eager")
+    assert (host.registry.create("tiler", "lazy-tiler", size=32).fingerprint
+            == eager.registry.create("tiler", "lazy-tiler", size=32).fingerprint)
+
+
+def test_path_registrations_conflict_without_importing(module_on_path):
+    module_on_path("pmx_test_lazy_impl", LAZY_IMPL)
+    host = PluginHost()
+    host.register(_path_plugin("a_mod", ("pmx_test_lazy_impl:LazyTiler", "shared")), "first")
+    host.register(_path_plugin("b_mod", ("pmx_test_lazy_b:OtherTiler", "shared")), "second")
+    (message,) = host.errors["second"]
+    assert "'first'" in message and "'second'" in message and "pmx_test_lazy_b.OtherTiler" in message
+    assert "pmx_test_lazy_impl" not in sys.modules and "pmx_test_lazy_b" not in sys.modules
+    with pytest.raises(pmx.DuplicateComponentError):
+        host.registry.get("tiler", "shared")
+    # the same path twice (e.g. a re-registered plugin) is not a conflict
+    host.register(_path_plugin("c_mod", ("pmx_test_lazy_impl:LazyTiler", "shared")), "third")
+    assert "third" not in host.errors
+
+
+def test_broken_path_registrations_fail_on_use_and_in_check(module_on_path):
+    module_on_path("pmx_test_lazy_impl", LAZY_IMPL)
+    host = PluginHost()
+    info = host.register(
+        _path_plugin(
+            "broken_mod",
+            ("pmx_test_no_such_module_abc:Tiler", "missing-module"),
+            ("pmx_test_lazy_impl:Misnamed", "misnamed"),
+            ("pmx_test_lazy_impl:LazyTiler", None),
+            ("no-colon-here", "bad-path"),
+        ),
+        "broken",
+    )
+    assert info.components == [("tiler", "missing-module"), ("tiler", "misnamed")]
+    assert len(info.errors) == 2
+    assert "without a name" in info.errors[0] and "name=" in info.errors[0]
+    assert "expected an import path 'package.module:ClassName'" in info.errors[1]
+    with pytest.raises(pmx.PluginError) as excinfo:
+        host.registry.get("tiler", "missing-module")
+    message = str(excinfo.value)
+    assert "plugin 'broken'" in message and "'pmx_test_no_such_module_abc:Tiler'" in message
+    assert "ModuleNotFoundError" in message
+    with pytest.raises(pmx.PluginError, match="says it is tiler 'other-name'"):
+        host.registry.get("tiler", "misnamed")
+    errors = host.check()["broken"]
+    assert len(errors) == 4 and any("ModuleNotFoundError" in e for e in errors)
+    assert host.check()["broken"] == errors  # checking again adds nothing
+
+
+def test_loading_plugins_imports_no_heavy_library():
+    """`pmx plugins` and `pmx --help` in a fresh interpreter, with every installed plugin."""
+    code = textwrap.dedent("""
+        import json, sys
+        from click.testing import CliRunner
+        from pmx.cli.main import cli
+        help_out = CliRunner().invoke(cli, ["--help"])
+        out = CliRunner().invoke(cli, ["plugins", "--json"])
+        assert out.exit_code == 0 and help_out.exit_code == 0, out.output + help_out.output
+        # (numpy, pandas, pyarrow and openslide still come with the pmx.tiling / pmx.omics packages)
+        heavy = ["torch", "torchvision", "timm", "sklearn", "sksurv", "pydeseq2", "lifelines",
+                 "lancedb", "matplotlib"]
+        plugins = json.loads(out.output)
+        print(json.dumps({
+            "imported": [m for m in heavy if m in sys.modules],
+            "components": sum(len(p["components"]) for p in plugins),
+            "errors": [e for p in plugins for e in p["errors"]],
+        }))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PMX_LOAD_PLUGINS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["errors"] == []
+    assert report["components"] >= 14  # the built-ins alone register 14
+    assert report["imported"] == []

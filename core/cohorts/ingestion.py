@@ -5,6 +5,13 @@ written. Writes are keyed (reruns update rather than duplicate) and run as the s
 ``ingest`` whose fingerprint is a hash of the cohort's content, so ingesting unchanged inputs
 again is a logged cache hit, and changed inputs rewrite the cohort's rows (patients, slides and
 omics rows that are no longer in the inputs are removed).
+
+A patient belongs to one cohort per store. Slides, omics and embeddings are keyed by patient
+and slide id, not by cohort, so two cohorts sharing a patient id would overwrite each other's
+data; ingesting a patient that the store holds under another cohort name is refused (naming
+both cohorts and the fix) before anything is written. Ingesting different content under the
+same cohort name replaces that cohort, and forgets the cache records of its earlier contents,
+so asking for the earlier contents again re-ingests them instead of a stale cache hit.
 """
 
 from __future__ import annotations
@@ -106,14 +113,68 @@ def _check_feature_spaces(store: Any, cohort: Cohort, ids: set[str]) -> None:
                 "Use a separate store (--store DIR) for this cohort, or give the modality another name")
 
 
+def _cohort_names(cohort: Cohort) -> list[str]:
+    """Names in the cohort's ``cohort`` column (one per manifest, or the tables' projects)."""
+    return sorted({str(c) for c in cohort.patients["cohort"].dropna()}) or [cohort.name]
+
+
+def _check_patient_owners(store: Any, cohort: Cohort, names: list[str], ids: set[str]) -> None:
+    """Refuse (before writing anything) patients the store holds under another cohort."""
+    from pmx.featurestore import sql_in
+
+    if not ids or not store.has_table("patients"):
+        return
+    where = f"{sql_in('patient_id', sorted(ids))} AND cohort IS NOT NULL AND NOT ({sql_in('cohort', names)})"
+    taken = store.read("patients", where=where, columns=["patient_id", "cohort"])
+    if not taken.height:
+        return
+    owners = sorted(set(taken["cohort"].to_list()))
+    shown = ", ".join(sorted(taken["patient_id"].to_list())[:3])
+    more = " ..." if taken.height > 3 else ""
+    owned = " and ".join(repr(o) for o in owners)
+    raise DataError(
+        f"cohort {cohort.name!r}: {taken.height} of its {len(ids)} patient(s) ({shown}{more}) are "
+        f"already in the store {store.uri} as patients of cohort {owned}. A patient belongs to "
+        "one cohort per store (slides, omics and embeddings are keyed by patient and slide, so "
+        f"ingesting would overwrite cohort {owned}'s data); nothing was written. Fix: ingest "
+        f"{cohort.name!r} into its own store (--store DIR); for demo cohorts, generate them with "
+        f"different seeds (pmx demo-data --seed N); or, if {cohort.name!r} is {owned} under a new "
+        f"name, keep the old name (the manifest's `name`) so that it replaces it")
+
+
+def _forget_replaced(store: Any, stage: Any, names: list[str]) -> None:
+    """Drop the cache records of earlier ingests of the same cohort name(s) (this one replaces
+    their rows), so ingesting those contents again rewrites them instead of hitting the cache."""
+    from pmx.featurestore import sql_in, sql_literal
+
+    summaries = store.read("artifacts", where=f"stage = {sql_literal(STAGE)} AND unit = '*' AND "
+                                              f"key != {sql_literal(stage.key)}",
+                           columns=["key", "params"])
+    stale = []
+    for key, params in zip(summaries["key"].to_list(), summaries["params"].to_list()):
+        try:
+            written = json.loads(params or "{}")
+        except ValueError:
+            continue
+        written = written if isinstance(written, dict) else {}
+        earlier = set(written.get("cohorts") or [written.get("cohort")])
+        if earlier & set(names):
+            stale.append(key)
+    if stale:
+        log.info("ingest: cohort %s replaces %d earlier ingest(s) of the same name; their cache "
+                 "records are dropped", ", ".join(names), len(stale))
+        store.delete("artifacts", sql_in("key", stale))
+
+
 def write_cohort(cohort: Cohort, store: Any, *, force: bool = False) -> IngestResult:
     """Write a validated cohort (raises if its report has errors; nothing is written then)."""
     from pmx.featurestore import sql_in, sql_literal, write_omics
 
     cohort.report.raise_if_errors(f"cohort {cohort.name}")
     fingerprint = cohort_fingerprint(cohort)
-    names = sorted({str(c) for c in cohort.patients["cohort"].dropna()}) or [cohort.name]
+    names = _cohort_names(cohort)
     ids = set(cohort.patients["patient_id"])
+    _check_patient_owners(store, cohort, names, ids)
     previous = set(store.read("patients", where=sql_in("cohort", names), columns=["patient_id"])["patient_id"]
                    .to_list()) if store.has_table("patients") else set()
     scope = ids | previous
@@ -122,8 +183,11 @@ def write_cohort(cohort: Cohort, store: Any, *, force: bool = False) -> IngestRe
     modalities = sorted(cohort.omics)
     units = ["patients", "slides", *[f"omics:{m}" for m in modalities]]
     rows: dict[str, int] = {}
-    with store.stage(STAGE, fingerprint=fingerprint, params={"cohort": cohort.name}, units=units,
+    params = {"cohort": cohort.name, "cohorts": names}
+    with store.stage(STAGE, fingerprint=fingerprint, params=params, units=units,
                      force=force) as stage:
+        if not stage.cached:
+            _forget_replaced(store, stage, names)
         for unit in stage.pending():
             if unit == "patients":
                 where = f"({sql_in('cohort', names)}) OR ({sql_in('patient_id', sorted(scope))})"

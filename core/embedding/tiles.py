@@ -21,11 +21,12 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError, PmxError
+from ..tiling.boxes import TileBox, read_box
 
 log = logging.getLogger("pmx.embedding")
 
 #: columns of the store's tiles table the plan needs (pixels are fetched by row id later)
-_TILE_COLUMNS = ("slide_id", "patient_id", "level", "x", "y", "size", "mpp", "pixel_format")
+_TILE_COLUMNS = ("slide_id", "patient_id", "level", "x", "y", "size", "out_size", "pixel_format")
 #: slides a worker keeps open at once
 _OPEN_SLIDES = 4
 
@@ -41,8 +42,8 @@ class SlideWork:
     level: np.ndarray
     x: np.ndarray
     y: np.ndarray
-    size: np.ndarray
-    mpp: np.ndarray  # NaN where the tiler recorded none
+    size: np.ndarray  # read edge at `level` (the tiler's exact read, see pmx.tiling.boxes)
+    out_size: np.ndarray  # edge after resampling (= size where the row has none)
     row_id: np.ndarray  # Lance row ids (stored-pixel reads)
     pixel_format: list[str | None] = field(default_factory=list)
     has_pixels: bool = False
@@ -101,11 +102,12 @@ def plan_slides(tiles: pa.Table, paths: dict[str, tuple[str, float | None]],
     starts = np.flatnonzero(np.r_[True, slide_col[1:] != slide_col[:-1]])
     stops = np.r_[starts[1:], len(slide_col)]
     cols = {name: tiles.column(name) for name in tiles.column_names}
-    mpp = cols["mpp"].to_numpy(zero_copy_only=False).astype(np.float64)
     level = cols["level"].to_numpy(zero_copy_only=False).astype(np.int32)
     x = cols["x"].to_numpy(zero_copy_only=False).astype(np.int64)
     y = cols["y"].to_numpy(zero_copy_only=False).astype(np.int64)
     size = np.nan_to_num(cols["size"].to_numpy(zero_copy_only=False).astype(np.float64)).astype(np.int64)
+    out_size = cols["out_size"].to_numpy(zero_copy_only=False).astype(np.float64)
+    out_size = np.where(np.isnan(out_size), size, out_size).astype(np.int64)  # null: no resampling
     row_id = cols["_rowid"].to_numpy(zero_copy_only=False).astype(np.uint64)
     formats = cols["pixel_format"].to_pylist()
     patients = cols["patient_id"].to_pylist()
@@ -121,7 +123,7 @@ def plan_slides(tiles: pa.Table, paths: dict[str, tuple[str, float | None]],
             missing_pixels.append(slide_id)
         slides.append(SlideWork(
             slide_id=slide_id, patient_id=patients[a], path=path, mpp_override=override,
-            level=level[a:b], x=x[a:b], y=y[a:b], size=size[a:b], mpp=mpp[a:b],
+            level=level[a:b], x=x[a:b], y=y[a:b], size=size[a:b], out_size=out_size[a:b],
             row_id=row_id[a:b], pixel_format=formats[a:b], has_pixels=bool(has_pixels[a:b].all()),
         ))
     if missing_paths:
@@ -219,8 +221,9 @@ class TileBatches(Dataset):
         slide = self._slide(spec.slide)
         out = []
         for i in range(spec.start, spec.stop):
-            extent, size = tile_box(slide, int(work.level[i]), int(work.size[i]), float(work.mpp[i]))
-            out.append(slide.read_box(int(work.x[i]), int(work.y[i]), extent, size))
+            box = TileBox(int(work.level[i]), int(work.x[i]), int(work.y[i]), int(work.size[i]),
+                          int(work.out_size[i]))
+            out.append(read_box(slide, box))
         return out
 
     # -- stored pixels -------------------------------------------------------------------------
@@ -241,32 +244,13 @@ class TileBatches(Dataset):
                                 "are gone (tiles table changed during the run?); rerun")
             fmt = work.pixel_format[spec.start + offset]
             try:
-                out.append(decode_pixels(data, fmt, int(work.size[spec.start + offset])))
+                out.append(decode_pixels(data, fmt, int(work.out_size[spec.start + offset])))
             except (OSError, ValueError) as exc:  # PIL: truncated or not an image
                 raise DataError(
                     f"slide {work.slide_id}: stored {fmt} pixels of tile "
                     f"({work.x[spec.start + offset]}, {work.y[spec.start + offset]}) cannot be "
                     f"decoded ({exc}); retile the slide or use --set source=slide") from None
         return out
-
-
-def tile_box(slide: Any, level: int, size: int, mpp: float | None) -> tuple[float, int]:
-    """(level-0 extent, output size) of a tile row of the store's tiles table.
-
-    The table keeps ``level``, ``size`` (edge in that level's pixels, rounded) and ``mpp`` of the
-    output pixels, not the tiler's exact ``extent`` / ``out_size``. With both pixel sizes known,
-    ``out_size * mpp / slide mpp`` recovers the extent exactly (the tiler defines ``mpp`` as
-    ``slide mpp * extent / out_size``), so a slide read gives the tiler's own pixels; deriving
-    the extent from the rounded ``size`` would be off by up to half a level pixel and resample
-    differently. (``pmx.tiling.read_tile`` derives it from ``size``; storing ``extent`` and
-    ``out_size`` in the tiles table would make both exact without this.)
-    """
-    downsample = slide.level_downsamples[level]
-    if mpp and not np.isnan(mpp) and slide.mpp:
-        per_out = float(mpp) / float(slide.mpp)
-        out = max(1, int(round(size * downsample / per_out)))
-        return out * per_out, out
-    return size * downsample, size
 
 
 def _stack(images: list[np.ndarray]) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import DataError
 from ..survival.checks import as_survival_arrays, structured_y
 
-__all__ = ["median_split", "logrank_p", "km_curves", "plot_km"]
+__all__ = ["median_split", "logrank_p", "km_curves", "at_risk", "km_figure", "plot_km"]
 
 
 def median_split(risk: Any, fold: Any | None = None) -> np.ndarray:
@@ -64,26 +64,41 @@ def km_curves(time: Any, event: Any, high: Any) -> dict[str, tuple[np.ndarray, n
     return curves
 
 
-def plot_km(
+def at_risk(time: Any, at: Any) -> np.ndarray:
+    """Number of patients still at risk (time >= x) at each x of ``at``."""
+    t = np.sort(np.asarray(time, dtype=np.float64))
+    return len(t) - np.searchsorted(t, np.asarray(at, dtype=np.float64), side="left")
+
+
+def km_figure(
     time: Any,
     event: Any,
     high: Any,
-    path: str | Path,
     title: str = "",
     p_value: float | None = None,
-    time_unit: str = "",
-) -> Path:
-    """Write a PNG of the two KM curves with censoring marks, group sizes and the p-value."""
+    time_unit: str = "days",
+) -> Any:
+    """The KM figure: curves with censoring marks, group sizes, p-value and numbers at risk.
+
+    ``time_unit`` labels the x axis (cohorts store survival times in days, the default; pass ""
+    for a bare "time"). The main axes is labelled ``"km"`` and the number-at-risk table below it
+    ``"at-risk"`` (``Axes.get_label()``), so callers and tests can find them.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
 
     t, e, _ = as_survival_arrays(time, event)
     groups = np.asarray(high, dtype=bool)
     curves = km_curves(t, e, groups)
     colors = {"low": "#1f77b4", "high": "#d62728"}
-    fig, ax = plt.subplots(figsize=(6.0, 4.5), dpi=120)
+    fig, (ax, table) = plt.subplots(
+        2, 1, figsize=(6.0, 5.2), dpi=120, gridspec_kw={"height_ratios": [5.0, 1.0]}
+    )
+    ax.set_label("km")
+    table.set_label("at-risk")
     for name, (x, s) in curves.items():
         members = groups if name == "high" else ~groups
         xs = np.concatenate([[0.0], x])
@@ -98,12 +113,45 @@ def plot_km(
     ax.set_ylabel("survival probability")
     ax.set_ylim(0.0, 1.05)
     ax.set_xlim(left=0.0)
-    if p_value is not None:
-        ax.text(0.98, 0.95, f"log-rank p = {p_value:.3g}", transform=ax.transAxes,
-                ha="right", va="top")
     ax.set_title(title or "Kaplan-Meier curves, median predicted-risk split")
-    ax.legend(loc="lower left", frameon=False)
+    # the p-value heads the legend, which "best" keeps off the curves
+    legend_title = f"log-rank p = {p_value:.3g}" if p_value is not None else None
+    ax.legend(loc="best", frameon=False, title=legend_title, alignment="left")
+
+    # number at risk at each x tick, one row per group, in an axes under the curves
+    lo, hi = ax.get_xlim()
+    ticks = [float(x) for x in ax.get_xticks() if lo <= x <= hi]
+    ax.set_xticks(ticks)
+    table.set_xlim(lo, hi)
+    table.set_ylim(0.0, 1.0)
+    table.axis("off")
+    where = blended_transform_factory(table.transAxes, table.transData)
+    table.text(0.0, 1.0, "number at risk", transform=where, ha="left", va="bottom", fontsize=8)
+    rows = [name for name in ("low", "high") if name in curves]
+    for i, name in enumerate(rows):
+        members = groups if name == "high" else ~groups
+        y = 0.7 - 0.45 * i
+        table.text(-0.05, y, name, transform=where, ha="right", va="center", fontsize=8,
+                   color=colors[name])
+        for x, n in zip(ticks, at_risk(t[members], ticks)):
+            table.text(x, y, str(int(n)), ha="center", va="center", fontsize=8, color=colors[name])
     fig.tight_layout()
+    return fig
+
+
+def plot_km(
+    time: Any,
+    event: Any,
+    high: Any,
+    path: str | Path,
+    title: str = "",
+    p_value: float | None = None,
+    time_unit: str = "days",
+) -> Path:
+    """Write a PNG of :func:`km_figure` (curves, censoring marks, p-value, numbers at risk)."""
+    import matplotlib.pyplot as plt
+
+    fig = km_figure(time, event, high, title=title, p_value=p_value, time_unit=time_unit)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

@@ -218,4 +218,7 @@ def results_markdown(results: Results) -> str:
                              for name, value in sorted(results.reference.items()))
         lines.append("")
         lines.append(f"Reference C-index on this (synthetic) cohort, the most a model can reach: {ceilings}.")
+    if results.files.get("km_plot"):  # relative to the run dir, like results.md itself
+        lines.append("")
+        lines.append(f"![Kaplan-Meier curves of the median-risk split]({results.files['km_plot']})")
     return "\n".join(lines) + "\n"

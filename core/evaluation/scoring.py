@@ -187,6 +187,8 @@ def evaluation_markdown(result: Mapping[str, Any]) -> str:
         f"- log-rank p (median-risk split): {'-' if p is None else f'{p:.3g}'} "
         f"(high {result['n_high']}, low {result['n_low']})",
     ]
+    if result.get("km_plot"):  # written next to report.md
+        lines += ["", f"![Kaplan-Meier curves of the median-risk split]({Path(result['km_plot']).name})"]
     return "\n".join(lines) + "\n"
 
 

@@ -41,7 +41,9 @@ class OmicsInputs:
         return sorted(p for p in self.survival.index if p in have)
 
 
-def from_store(store: Any, modalities: Sequence[str] = ()) -> OmicsInputs:
+def from_store(store: Any, modalities: Sequence[str] = (), cohort: str | None = None) -> OmicsInputs:
+    """Raw omics and survival of the store's patients (only ``cohort``'s when given)."""
+    from pmx.featurestore import sql_literal
     from pmx.featurestore.omics import read_omics
 
     if not store.has_table("omics_features") or not store.has_table("patients"):
@@ -60,8 +62,19 @@ def from_store(store: Any, modalities: Sequence[str] = ()) -> OmicsInputs:
         matrix = read_omics(store, modality=modality)
         omics[modality] = pd.DataFrame(matrix.values.astype(np.float64), index=matrix.patient_ids,
                                        columns=matrix.features)
-    patients = store.read("patients", columns=["patient_id", "time", "event"]).to_pandas()
-    patients = patients.dropna(subset=["time", "event"])
+    where = f"cohort = {sql_literal(cohort)}" if cohort is not None else None
+    patients = store.read("patients", where=where, columns=["patient_id", "time", "event", "cohort"]).to_pandas()
+    if cohort is not None and patients.empty:
+        raise DataError(f"the store {getattr(store, 'uri', store)} has no patients of cohort {cohort!r}; "
+                        "`pmx cohort info --store DIR` lists its cohorts")
+    cohorts = sorted(str(c) for c in patients["cohort"].dropna().unique())
+    if cohort is None and len(cohorts) > 1:  # omics are restricted to the patients read here
+        import logging
+
+        logging.getLogger("pmx.omics").warning(
+            "the store %s holds %d cohorts (%s); using the patients of all of them",
+            getattr(store, "uri", store), len(cohorts), ", ".join(cohorts))
+    patients = patients.drop(columns=["cohort"]).dropna(subset=["time", "event"])
     return OmicsInputs(omics, patients.set_index("patient_id"), f"store {getattr(store, 'uri', '')}")
 
 

@@ -18,11 +18,14 @@ def new_run_id(method: str, preset: str) -> str:
 
 def write_run(context: Any, *, method: str, cohort: str, config: Any, predictions: Any, split: Any,
               fold_metrics: Mapping[int, Mapping[str, float | None]], lineage: Mapping[str, Any],
-              reference: Mapping[str, float] | None = None) -> Any:
-    """Write every output of a cross-validated run and log the headline; returns ``Results``."""
+              reference: Mapping[str, float] | None = None, run_id: str | None = None) -> Any:
+    """Write every output of a cross-validated run and log the headline; returns ``Results``.
+
+    ``run_id``: pass one from :func:`new_run_id` made at the start when the run writes into its
+    directory before the end (per-fold trainer records); default: a new one."""
     from pmx.evaluation import report_run
 
-    run_id = new_run_id(method, context.preset)
+    run_id = run_id or new_run_id(method, context.preset)
     run_dir = Path(context.out_dir) / run_id
     results = report_run(run_dir, method=method, cohort=cohort, preset=context.preset,
                          config=config.model_dump(mode="json") if hasattr(config, "model_dump") else config,

@@ -12,6 +12,7 @@ per slide) or on one open slide with ``tiler.tile(slide)``.
 from __future__ import annotations
 
 from .base import SlideTiles, Tiler, TilerConfig, read_tile
+from .boxes import TileBox, box_of, plan_box, read_box
 from .encode import decode_pixels, encode_pixels
 from .grid import GridConfig, GridTiler
 from .hsv_scored import HsvScoredConfig, HsvScoredTiler, hsv_score
@@ -38,15 +39,19 @@ __all__ = [
     "SlideTiles",
     "StoreSink",
     "TileSink",
+    "TileBox",
     "TileSpec",
     "Tiler",
     "TilerConfig",
     "TilingFailed",
     "TilingSummary",
+    "box_of",
     "decode_pixels",
     "encode_pixels",
     "hsv_score",
     "load_tiles",
+    "plan_box",
+    "read_box",
     "read_tile",
     "run_tiling",
     "subpatch_grid",

@@ -23,6 +23,7 @@ from ..errors import DataError
 from ..slides.reader import Slide
 from ..slides.tissue import TissueConfig, TissueMask, darkness, detect_tissue, summed_area
 from ..slides.units import mpp_to_magnification, target_mpp
+from .boxes import box_of, plan_box, read_box, read_box_image
 from .encode import encode_pixels
 from .records import TileSpec, records_table
 
@@ -178,14 +179,15 @@ class Tiler(Component):
 
     def _record(self, slide: Slide, spec: TileSpec, index: int, fingerprint: str,
                 patient_id: str | None) -> dict[str, Any]:
-        per_out = spec.extent / spec.out_size
-        level = slide.best_level(per_out)
-        mpp = slide.mpp * per_out if slide.mpp else None
+        # the exact read (level, size at that level, out_size) is stored with the tile, and the
+        # pixels below come from that same read, so every reader reproduces them (see boxes)
+        box = plan_box(slide, spec.x, spec.y, spec.extent, spec.out_size)
+        mpp = slide.mpp * spec.extent / spec.out_size if slide.mpp else None
         pixels = fmt = None
         if self.config.pixels != "none":
             image = spec.image
             if image is None or image.shape[0] != spec.out_size:
-                image = slide.read_box_image(spec.x, spec.y, spec.extent, spec.out_size)
+                image = read_box_image(slide, box)
             pixels = encode_pixels(image, self.config.pixels, self.config.jpeg_quality)
             fmt = self.config.pixels
         return {
@@ -197,14 +199,14 @@ class Tiler(Component):
             "kind": spec.kind,
             "parent_index": spec.parent_index,
             "sub_index": spec.sub_index,
-            "level": level,
-            "x": int(spec.x),
-            "y": int(spec.y),
-            "size": int(round(spec.extent / slide.level_downsamples[level])),
+            "level": box.level,
+            "x": box.x,
+            "y": box.y,
+            "size": box.size,
             "extent": float(spec.extent),
             "mpp": mpp,
             "magnification": mpp_to_magnification(mpp) if mpp else None,
-            "out_size": int(spec.out_size),
+            "out_size": box.out_size,
             "tissue": float(spec.tissue),
             "score": float(spec.score),
             "padded": bool(spec.padded),
@@ -248,23 +250,7 @@ def dark_tissue_table(tissue: TissueMask) -> np.ndarray:
 
 
 def read_tile(slide: Slide, record: Mapping[str, Any]) -> np.ndarray:
-    """Pixels of a tile record (RGB uint8, ``out_size`` square), read from the slide.
-
-    Works on rows of the store's tiles table too, which carry ``level``/``size``/``mpp`` but not
-    ``extent``/``out_size``: with both pixel sizes known, ``out_size = round(size * level
-    downsample * slide mpp / mpp)`` and ``extent = out_size * mpp / slide mpp`` recover the
-    tiler's exact box (``mpp`` is defined as slide mpp * extent / out_size).
-    """
-    level = int(record["level"])
-    extent, out = record.get("extent"), record.get("out_size")
-    if extent is None or out is None:
-        size = int(record["size"])
-        downsample = slide.level_downsamples[level]
-        mpp = record.get("mpp")
-        if mpp and slide.mpp:
-            per_out = float(mpp) / float(slide.mpp)
-            out = max(1, int(round(size * downsample / per_out)))
-            extent = out * per_out
-        else:
-            extent, out = size * downsample, size
-    return slide.read_box(int(record["x"]), int(record["y"]), float(extent), int(out))
+    """Pixels of a tile record or a row of the store's ``tiles`` table (RGB uint8,
+    ``out_size`` square), read from the slide exactly as the tiler read them: ``size`` px at
+    ``level``, resized to ``out_size`` when they differ (see :mod:`pmx.tiling.boxes`)."""
+    return read_box(slide, box_of(record))

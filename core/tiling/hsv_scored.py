@@ -22,6 +22,7 @@ from ..config import Field
 from ..slides.reader import Slide
 from ..slides.tissue import TissueMask, saturation_value
 from .base import Tiler, TilerConfig, is_padded
+from .boxes import plan_box, read_box
 from .records import TileSpec
 
 
@@ -74,7 +75,8 @@ class HsvScoredTiler(Tiler):
         _, first = np.unique(coords, axis=0, return_index=True)
         coords = coords[np.sort(first)]
         scores = np.array(self.map_reads(
-            lambda xy: hsv_score(slide.read_box(int(xy[0]), int(xy[1]), fitted, cfg.size),
+            lambda xy: hsv_score(read_box(slide, plan_box(slide, int(xy[0]), int(xy[1]), fitted,
+                                                          cfg.size)),
                                  cfg.saturation_min, cfg.value_max),
             coords.tolist()), dtype=np.float64)
         order = np.argsort(-scores, kind="stable")[: cfg.top_k]

@@ -1,10 +1,11 @@
 """Tile records: what a tiler says about each tile, as rows of one arrow table per slide.
 
-A record locates a tile on the slide without its pixels: level-0 top-left ``(x, y)``, its edge
-``extent`` in level-0 pixels, the pyramid ``level`` it is read from and ``size`` (its edge in
-that level's pixels, so ``read_region((x, y), level, (size, size))`` reads it), and ``mpp`` /
-``out_size``: the pixel size and edge of the tile pixels a method gets (for a POMP region:
-4096 px at 20x kept at ``out_size`` 256, i.e. ``mpp`` 8.0). Pixels are optional encoded bytes.
+A record locates a tile on the slide without its pixels: level-0 top-left ``(x, y)`` and its
+edge ``extent`` in level-0 pixels; the exact read behind its pixels, ``size`` x ``size`` pixels
+at pyramid ``level`` resized to ``out_size`` when the two differ (:mod:`pmx.tiling.boxes`;
+``pmx.tiling.read_tile`` repeats it); and ``mpp``, the pixel size of those ``out_size`` pixels
+(for a POMP region: 4096 px at 20x kept at ``out_size`` 256, i.e. ``mpp`` 8.0). Pixels are
+optional encoded bytes.
 
 ``kind`` is ``tile``, ``region`` or ``subpatch``; sub-patches of a region carry the region's
 ``tile_index`` in ``parent_index`` and their row-major position in ``sub_index``.

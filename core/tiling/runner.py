@@ -5,6 +5,12 @@ OpenSlide handles and Lance connections are not fork-safe, so workers start with
 slide at a time, so a killed run leaves every finished slide committed and marked done. A slide
 that fails (unreadable file, no pixel size, ...) does not stop the others: the run finishes,
 then raises one ``DataError`` listing the failed slides and the reasons.
+
+Slides are claimed from the sink lazily, one when a worker is free (claim, tile, commit, claim
+the next), never all up front: a second process tiling the same slides into the same store
+skips the ones the first holds or has finished, so the two split the work. Slides that were
+busy in another process are waited for at the end (holding nothing), and tiled here only if
+that process let go without finishing them.
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ import os
 import re
 import time
 from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -27,7 +33,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from ..errors import DataError, PmxError
 from ..slides.reader import open_slide
 from .base import SlideTiles, Tiler
-from .sinks import MemorySink, TileSink
+from .sinks import BUSY, CLAIMED, MemorySink, TileSink
 
 log = logging.getLogger("pmx.tiling")
 
@@ -115,9 +121,17 @@ def run_tiling(
         bar = tqdm(total=len(todo), unit="slide", desc=f"tile {tiler.name}",
                    disable=not progress or not todo, leave=False)
         redirect = logging_redirect_tqdm() if not bar.disable else contextlib.nullcontext()
-        with bar, redirect:
-            for ref, outcome in _results(tiler, todo, workers, threads, start_method):
+
+        def skipped(ref: SlideRef) -> None:  # finished meanwhile by another process
+            summary.skipped += 1
+            log.info("slide %s was tiled meanwhile by another run; skipped", ref.slide_id)
+            bar.update(1)
+
+        def consume(refs: Iterable[SlideRef], pool_size: int) -> None:
+            for ref, outcome in _results(tiler, refs, pool_size, threads, start_method,
+                                         len(todo)):
                 if isinstance(outcome, BaseException):
+                    sink.release(ref.slide_id)
                     summary.failed[ref.slide_id] = _describe_failure(outcome)
                     log.warning("slide %s failed: %s", ref.slide_id, summary.failed[ref.slide_id])
                 else:
@@ -131,6 +145,17 @@ def run_tiling(
                         on_result(outcome)
                 bar.update(1)
                 bar.set_postfix(tiles=summary.tiles, failed=len(summary.failed), refresh=False)
+
+        with bar, redirect:
+            busy: list[SlideRef] = []
+            consume(_claimed(sink, todo, busy, skipped), workers)
+            for ref in busy:  # another run had it: wait for it (holding nothing), then look
+                if sink.claim(ref.slide_id, wait=True) == CLAIMED:
+                    log.info("slide %s: the run that had it stopped without finishing it; "
+                             "tiling it here", ref.slide_id)
+                    consume([ref], 1)
+                else:
+                    skipped(ref)
     except BaseException as exc:
         error = exc
         raise
@@ -197,33 +222,63 @@ def _context(start_method: str | None) -> multiprocessing.context.BaseContext:
     return context
 
 
-def _results(tiler: Tiler, todo: Sequence[SlideRef], workers: int, threads: int,
-             start_method: str | None) -> Iterable[tuple[SlideRef, SlideTiles | BaseException]]:
+def _claimed(sink: TileSink, todo: Sequence[SlideRef], busy: list[SlideRef],
+             skipped: Callable[[SlideRef], None]) -> Iterator[SlideRef]:
+    """The slides of ``todo`` this process gets, claimed one at a time as they are asked for;
+    slides another process holds go to ``busy``, finished ones to ``skipped``."""
+    for ref in todo:
+        state = sink.claim(ref.slide_id)
+        if state == CLAIMED:
+            yield ref
+        elif state == BUSY:
+            busy.append(ref)
+        else:
+            skipped(ref)
+
+
+def _results(tiler: Tiler, refs: Iterable[SlideRef], workers: int, threads: int,
+             start_method: str | None, count: int
+             ) -> Iterator[tuple[SlideRef, SlideTiles | BaseException]]:
+    """Tile ``refs`` (at most ``count`` of them), pulling the next one only when a worker is
+    free, so a slide is claimed right before it is tiled."""
     cpus = os.cpu_count() or 1
     if workers <= 0:
         workers = cpus
-    workers = max(1, min(workers, len(todo)))
+    workers = max(1, min(workers, count))
     if threads <= 0:
         threads = max(1, cpus // workers)
     cls, config = type(tiler), tiler.config
     if workers == 1:
-        for ref in todo:
+        for ref in refs:
             try:
                 yield ref, tile_one(cls, config, ref, threads)
             except Exception as exc:  # noqa: BLE001 - reported per slide
                 yield ref, exc
         return
+    queue = iter(refs)
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context(start_method)) as pool:
-        futures: dict[Future[SlideTiles], SlideRef] = {
-            pool.submit(tile_one, cls, config, ref, threads): ref for ref in todo
-        }
+        running: dict[Future[SlideTiles], SlideRef] = {}
         try:
-            for future in as_completed(futures):
-                ref = futures[future]
-                try:
-                    yield ref, future.result()
-                except Exception as exc:  # noqa: BLE001 - reported per slide
-                    yield ref, exc
+            while True:
+                while len(running) < workers:
+                    ref = next(queue, None)
+                    if ref is None:
+                        break
+                    try:
+                        running[pool.submit(tile_one, cls, config, ref, threads)] = ref
+                    except (BrokenProcessPool, RuntimeError) as exc:  # pool died earlier
+                        yield ref, exc
+                if not running:
+                    return
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    ref = running.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # noqa: BLE001 - reported per slide
+                        yield ref, exc
+                    else:
+                        yield ref, result
         finally:
-            for future in futures:
+            for future in running:
                 future.cancel()

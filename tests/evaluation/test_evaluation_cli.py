@@ -50,6 +50,7 @@ def test_evaluate_csv_reproduces_sksurv_and_writes_km_png(tmp_path, predictions)
     png = (out / "km.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "metrics.json").read_text())["c_index"] == data["c_index"]
+    assert "![Kaplan-Meier curves of the median-risk split](km.png)" in (out / "report.md").read_text()
 
 
 def test_evaluate_parquet_text_output_and_default_out_dir(tmp_path, predictions):

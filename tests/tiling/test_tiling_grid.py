@@ -28,7 +28,7 @@ def test_builtin_tilers_are_registered_with_typed_configs():
     assert cls is GridTiler
     tiler = cls({"size": 512, "magnification": 40, "overlap": 64})
     assert tiler.config.step == 448
-    with pytest.raises(ConfigError, match="unknown key 'sise'"):
+    with pytest.raises(ConfigError, match="sise"):  # names the unknown key
         cls({"sise": 512})
     with pytest.raises(ConfigError, match="overlap"):
         cls({"size": 256, "overlap": 256})

@@ -6,15 +6,42 @@ method; the survival head is pmx's ``discrete-time`` head. See docs/methods/cmta
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import pmx
 
-from .alignment import CMTAAlignment
-from .backbone import CMTABackbone, CMTAOutputs
-from .method import CMTAMethod
-from .model import CMTAForward, CMTAModel, build_optimizer
-from .nystrom import NystromAttention, NystromLayer, iterative_pinv, segment_means
-from .ppeg import PPEG
-from .sampling import balanced_sample_weights, balanced_sampler, subsample_tiles
+# Names are imported on first use (PEP 562) so that loading this plugin, which every `pmx`
+# command does, does not import torch.
+_MODULES = {
+    "alignment": "CMTAAlignment",
+    "backbone": "CMTABackbone CMTAOutputs",
+    "method": "CMTAMethod",
+    "model": "CMTAForward CMTAModel build_optimizer",
+    "nystrom": "NystromAttention NystromLayer iterative_pinv segment_means",
+    "ppeg": "PPEG",
+    "sampling": "balanced_sample_weights balanced_sampler subsample_tiles",
+}
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}
+
+if TYPE_CHECKING:
+    from .alignment import CMTAAlignment
+    from .backbone import CMTABackbone, CMTAOutputs
+    from .method import CMTAMethod
+    from .model import CMTAForward, CMTAModel, build_optimizer
+    from .nystrom import NystromAttention, NystromLayer, iterative_pinv, segment_means
+    from .ppeg import PPEG
+    from .sampling import balanced_sample_weights, balanced_sampler, subsample_tiles
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 
@@ -39,14 +66,14 @@ __all__ = [
 
 @pmx.hookimpl
 def pmx_register_encoders(register):  # type: ignore[no-untyped-def]
-    register(CMTABackbone)
+    register("pmx_cmta.backbone:CMTABackbone", name="cmta-backbone")
 
 
 @pmx.hookimpl
 def pmx_register_objectives(register):  # type: ignore[no-untyped-def]
-    register(CMTAAlignment)
+    register("pmx_cmta.alignment:CMTAAlignment", name="cmta-alignment")
 
 
 @pmx.hookimpl
 def pmx_register_methods(register):  # type: ignore[no-untyped-def]
-    register(CMTAMethod)
+    register("pmx_cmta.method:CMTAMethod", name="cmta")

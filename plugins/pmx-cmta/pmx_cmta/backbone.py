@@ -68,6 +68,10 @@ class CMTABackbone(pmx.Component, nn.Module):
         pinv_iterations: int = pmx.Field(6, ge=1, description="iterations of the Moore-Penrose pseudo-inverse")
         residual_kernel: int = pmx.Field(33, ge=1, description="kernel of the depthwise residual conv on the values (odd)")
         attention_dropout: float = pmx.Field(0.1, ge=0.0, lt=1.0, description="dropout on the Nystrom output projection")
+        exact_short_attention: bool = pmx.Field(
+            False,
+            description="sequences with no more tokens than landmarks: exact softmax attention (the Nystrom limit) instead of the iterative pseudo-inverse; faster, no parameters change (paper: false)",
+        )
         fusion_hidden: list[int] = pmx.Field(
             [256, 256], min_length=1, description="fusion MLP widths after concat (each Linear+ReLU)"
         )
@@ -118,6 +122,7 @@ class CMTABackbone(pmx.Component, nn.Module):
         attention = dict(
             heads=c.heads, landmarks=c.landmarks, pinv_iterations=c.pinv_iterations,
             residual=True, residual_kernel=c.residual_kernel, dropout=c.attention_dropout,
+            exact_short=c.exact_short_attention,
         )
         self.path_encoder = TokenEncoder(d, ppeg=c.ppeg, **attention)
         self.gen_encoder = TokenEncoder(d, ppeg=False, **attention)

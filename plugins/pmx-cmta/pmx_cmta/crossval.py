@@ -21,7 +21,7 @@ import torch
 
 from .data import CohortData
 from .model import CMTAModel, build_optimizer
-from .sampling import balanced_sample_weights
+from .sampling import balanced_sample_weights, plan_steps, subsample_tiles
 
 log = logging.getLogger("pmx.cmta")
 
@@ -62,16 +62,41 @@ def scale_bags(bags: list[torch.Tensor], train: Sequence[int], how: str) -> list
 
 def _predict(model: CMTAModel, bags: list[torch.Tensor], omics: list[np.ndarray], index: Sequence[int],
              device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Risk and survival curves on full bags (eval mode: no subsampling, no dropout)."""
+    """Risk and survival curves on full bags (eval mode: no subsampling, no dropout).
+
+    Patients whose bags have the same tile count are scored in one stacked forward pass; in
+    eval mode every bag of a batch is processed independently, so this only saves time.
+    """
     model.eval()
-    risks, curves = [], []
+    index = list(index)
+    risks = np.zeros(len(index))
+    curves: list[np.ndarray | None] = [None] * len(index)
+    groups: dict[int, list[int]] = {}
+    for slot, i in enumerate(index):
+        groups.setdefault(len(bags[i]), []).append(slot)
     with torch.no_grad():
-        for i in index:
-            forward = model(bags[i][None].to(device), [torch.as_tensor(m[i][None], device=device) for m in omics])
-            risks.append(float(model.risk(forward)[0]))
+        for slots in groups.values():
+            members = [index[s] for s in slots]
+            forward = model(_stack(bags, members, device), _omics(omics, members, device))
+            risk = model.risk(forward).double().cpu().numpy()
             surv, _ = model.head.survival(forward.logits)
-            curves.append(surv[0].double().cpu().numpy())
-    return np.asarray(risks), np.asarray(curves)
+            for k, slot in enumerate(slots):
+                risks[slot] = risk[k]
+                curves[slot] = surv[k].double().cpu().numpy()
+    return risks, np.asarray(curves)
+
+
+def _stack(bags: list[torch.Tensor], members: Sequence[int], device: torch.device) -> torch.Tensor:
+    return torch.stack([bags[i] for i in members]).to(device)
+
+
+def _omics(omics: list[np.ndarray], members: Sequence[int], device: torch.device) -> list[torch.Tensor]:
+    return [torch.as_tensor(m[list(members)], device=device) for m in omics]
+
+
+def _train_bag(bag: torch.Tensor, limit: int) -> torch.Tensor:
+    """A training draw's bag: at most ``limit`` random tiles (all when ``limit`` is 0)."""
+    return subsample_tiles(bag, limit) if limit else bag
 
 
 def run_fold(data: CohortData, members: dict[str, list[str]], fold: int, config: Any, *, seed: int,
@@ -114,6 +139,8 @@ def _run_fold(data: CohortData, members: dict[str, list[str]], fold: int, config
     bins = model.head.bins().transform(data.time[train])
     weights = balanced_sample_weights(bins, data.event[train]) if tc.weighted_sampling else None
     rng = np.random.default_rng([seed, fold])
+    limit = config.model.max_train_tiles
+    train_sizes = [min(len(bags[i]), limit) if limit else len(bags[i]) for i in train]
 
     best_state, best_epoch, best_score = copy.deepcopy(model.state_dict()), -1, -np.inf
     val_scores: list[float | None] = []
@@ -129,18 +156,21 @@ def _run_fold(data: CohortData, members: dict[str, list[str]], fold: int, config
             order = rng.choice(len(train), size=len(train), replace=True, p=weights / weights.sum())
         else:
             order = rng.permutation(len(train))
-        total, optimizer_steps = 0.0, 0
-        optimizer.zero_grad()
-        for step, k in enumerate(order, start=1):
-            i = train[k]
-            forward = model(bags[i][None].to(device), [torch.as_tensor(m[i][None], device=device) for m in omics])
-            loss = model.losses(forward, data.time[i:i + 1], data.event[i:i + 1])["total"]
-            (loss / tc.batch_size).backward()
-            total += float(loss.detach())
-            if step % tc.batch_size == 0 or step == len(order):
-                optimizer.step()
-                optimizer.zero_grad()
-                optimizer_steps += 1
+        steps = plan_steps(order, train_sizes, tc.batch_size, by_size=tc.group_by_size, rng=rng)
+        total = 0.0
+        for step in steps:
+            optimizer.zero_grad()
+            n_step = sum(len(g) for g in step)
+            for group in step:
+                idx = [train[k] for k in group]
+                # Tiles are subsampled per draw here, not inside the model (which would keep the
+                # same positions in every bag of a batch).
+                path = torch.stack([_train_bag(bags[i], limit) for i in idx]).to(device)
+                forward = model(path, _omics(omics, idx, device))
+                loss = model.losses(forward, data.time[idx], data.event[idx])["total"]
+                (loss * (len(group) / n_step)).backward()  # the step's gradient: mean over its patients
+                total += float(loss.detach()) * len(group)
+            optimizer.step()
         train_losses.append(total / max(1, len(order)))
         score: float | None = None
         if val:

@@ -74,7 +74,13 @@ class TrainSection(pmx.ComponentConfig):
     lr: float = pmx.Field(1e-3, gt=0, description="learning rate")
     momentum: float = pmx.Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
     weight_decay: float = pmx.Field(1e-5, ge=0.0, description="weight decay")
-    batch_size: int = pmx.Field(1, ge=1, description="patients per step (bags differ in size: 1 as in the paper)")
+    batch_size: int = pmx.Field(
+        1, ge=1, description="patients per optimizer step (paper: 1); equal-size bags of a step share a forward pass"
+    )
+    group_by_size: bool = pmx.Field(
+        False,
+        description="form each step from bags of one tile count (after max_train_tiles) across the epoch, so a step is one batched forward (paper: false, batch 1)",
+    )
     epochs: int = pmx.Field(30, ge=1, description="passes over the training fold")
     weighted_sampling: bool = pmx.Field(True, description="sample balancing (time bin, censorship) classes")
     threads: int = pmx.Field(

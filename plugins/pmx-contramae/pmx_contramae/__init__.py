@@ -7,17 +7,46 @@ for pretraining), the ``contramae-pgc`` / ``contramae-gr`` / ``contramae-pr`` ob
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import pmx
 
-from .augment import IMAGENET_MEAN, IMAGENET_STD, RegionAugment, random_resized_boxes, region_transform
-from .backbone import BackboneConfig, ContraMAEBackbone, ContraMAEDecoder, DecoderOutput, EncoderOutput
-from .head import ConcatCoxHead
-from .masking import MaskPlan, TokenMask, gather_tokens, random_token_mask, sample_mask_plan, unshuffle
-from .method import ContraMAEMethod
-from .model import ContraMAEPretrainModel, ContraMAESurvivalModel, PretrainOutputs, count_parameters
-from .objectives import GenomicsReconstruction, PathologyGenomicsContrast, PathologyReconstruction
-from .patches import patchify, unpatchify
-from .positions import sincos_2d
+# Names are imported on first use (PEP 562) so that loading this plugin, which every `pmx`
+# command does, does not import torch.
+_MODULES = {
+    "augment": "IMAGENET_MEAN IMAGENET_STD RegionAugment random_resized_boxes region_transform",
+    "backbone": "BackboneConfig ContraMAEBackbone ContraMAEDecoder DecoderOutput EncoderOutput",
+    "head": "ConcatCoxHead",
+    "masking": "MaskPlan TokenMask gather_tokens random_token_mask sample_mask_plan unshuffle",
+    "method": "ContraMAEMethod",
+    "model": "ContraMAEPretrainModel ContraMAESurvivalModel PretrainOutputs count_parameters",
+    "objectives": "GenomicsReconstruction PathologyGenomicsContrast PathologyReconstruction",
+    "patches": "patchify unpatchify",
+    "positions": "sincos_2d",
+}
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}
+
+if TYPE_CHECKING:
+    from .augment import IMAGENET_MEAN, IMAGENET_STD, RegionAugment, random_resized_boxes, region_transform
+    from .backbone import BackboneConfig, ContraMAEBackbone, ContraMAEDecoder, DecoderOutput, EncoderOutput
+    from .head import ConcatCoxHead
+    from .masking import MaskPlan, TokenMask, gather_tokens, random_token_mask, sample_mask_plan, unshuffle
+    from .method import ContraMAEMethod
+    from .model import ContraMAEPretrainModel, ContraMAESurvivalModel, PretrainOutputs, count_parameters
+    from .objectives import GenomicsReconstruction, PathologyGenomicsContrast, PathologyReconstruction
+    from .patches import patchify, unpatchify
+    from .positions import sincos_2d
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 
@@ -55,21 +84,21 @@ __all__ = [
 
 @pmx.hookimpl
 def pmx_register_encoders(register):  # type: ignore[no-untyped-def]
-    register(ContraMAEBackbone)
+    register("pmx_contramae.backbone:ContraMAEBackbone", name="contramae-vit")
 
 
 @pmx.hookimpl
 def pmx_register_objectives(register):  # type: ignore[no-untyped-def]
-    register(PathologyGenomicsContrast)
-    register(GenomicsReconstruction)
-    register(PathologyReconstruction)
+    register("pmx_contramae.objectives:PathologyGenomicsContrast", name="contramae-pgc")
+    register("pmx_contramae.objectives:GenomicsReconstruction", name="contramae-gr")
+    register("pmx_contramae.objectives:PathologyReconstruction", name="contramae-pr")
 
 
 @pmx.hookimpl
 def pmx_register_heads(register):  # type: ignore[no-untyped-def]
-    register(ConcatCoxHead)
+    register("pmx_contramae.head:ConcatCoxHead", name="concat-cox")
 
 
 @pmx.hookimpl
 def pmx_register_methods(register):  # type: ignore[no-untyped-def]
-    register(ContraMAEMethod)
+    register("pmx_contramae.method:ContraMAEMethod", name="contramae")

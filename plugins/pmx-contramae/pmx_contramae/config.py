@@ -7,7 +7,7 @@ is a property of the stage (the code pretrains without it and fine-tunes with 0.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import field_validator
 
@@ -23,6 +23,7 @@ __all__ = [
     "Modalities",
     "ObjectivesSection",
     "PretrainConfig",
+    "RuntimeSection",
 ]
 
 Modalities = Literal["both", "omics", "pathology"]
@@ -34,9 +35,15 @@ class DataSection(pmx.ComponentConfig):
     region_size: int = pmx.Field(1024, ge=8, description="region edge in pixels at the target magnification")
     magnification: float = pmx.Field(5.0, gt=0, description="target magnification of the region")
     stride: int = pmx.Field(100, ge=1, description="sliding-window step of the region search, pixels")
+    tiler_options: dict[str, Any] = pmx.Field(
+        default_factory=dict, description="further settings of the tiler (e.g. score, tissue.thumbnail_mpp for small slides)")
     selector: str = pmx.Field("deseq2-rsf", description="omics selector, fit on the training part of each fold")
     omics_types: list[str] = pmx.Field(list(OMICS_TYPES), description="omics tokens, in token order")
     top_k: int = pmx.Field(300, ge=1, description="features kept per omics type (= model.omics_dim)")
+    selector_options: dict[str, Any] = pmx.Field(
+        default_factory=dict, description="further settings of the selector (e.g. n_estimators); top_k comes from data.top_k")
+    pixels: Literal["jpeg", "png"] = pmx.Field("jpeg", description="how the tiler stores region pixels in the store")
+    tiling_workers: int = pmx.Field(0, ge=0, description="tiling processes (0 = one per CPU core)")
 
     @field_validator("omics_types")
     @classmethod
@@ -83,6 +90,8 @@ class PretrainConfig(TrainConfig):
     betas: tuple[float, float] = pmx.Field((0.9, 0.95), description="AdamW betas")
     warmup_epochs: float = pmx.Field(200.0, ge=0, description="linear warm-up epochs, then half-cycle cosine")
     restore_best: bool = pmx.Field(False, description="keep the last pretraining weights (no model selection on a pretext loss)")
+    group_mode: Literal["cache", "retain"] = pmx.Field(
+        "retain", description="PGC needs the whole batch: retain = one forward (one micro-batch per step); cache for big accumulation groups")
     drop_path: float = pmx.Field(0.0, ge=0.0, lt=1.0, description="stochastic depth while pretraining (code: none)")
 
 
@@ -96,6 +105,8 @@ class FinetuneConfig(TrainConfig):
     layer_decay: float = pmx.Field(0.75, gt=0, le=1, description="layer-wise lr decay (BEiT/MAE)")
     monitor: str = pmx.Field("val_c_index", description="validation metric for early stopping and model selection")
     patience: int = pmx.Field(12, ge=0, description="stop after this many validations without improvement")
+    group_mode: Literal["cache", "retain"] = pmx.Field(
+        "retain", description="the Cox loss needs the whole batch: retain = one forward (one micro-batch per step); cache for big accumulation groups")
     drop_path: float = pmx.Field(0.1, ge=0.0, lt=1.0, description="stochastic depth while fine-tuning")
 
 
@@ -105,3 +116,11 @@ class EvalSection(pmx.ComponentConfig):
         0.15, ge=0.0, lt=1.0, description="share of each training fold held out for early stopping (never the test fold)")
     pretrain_scope: Literal["fold-train", "train-val"] = pmx.Field(
         "fold-train", description="patients pretraining may see: the fold's training part, or training + validation (never test)")
+
+
+class RuntimeSection(pmx.ComponentConfig):
+    threads: int = pmx.Field(
+        0, ge=0, description="torch CPU threads while training (0 = torch default; 1 is fastest for tiny models on a busy CPU)")
+    keep_checkpoints: bool = pmx.Field(
+        False, description="keep each finished fold's resumable trainer checkpoints (optimizer state); "
+        "weights, metrics.jsonl and the best epoch are always kept in the run directory")

@@ -1,4 +1,4 @@
-"""The ``contramae`` method recipe: config sections, presets, dry run, (not yet wired) run.
+"""The ``contramae`` method recipe: config sections, presets, dry run, and the end-to-end run.
 
 Ablations of the paper as config switches:
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pmx
-from pmx.errors import PmxError
+from pmx.recipes import DemoSection
 
 from .backbone import BackboneConfig
 from .config import (
@@ -26,6 +26,7 @@ from .config import (
     Modalities,
     ObjectivesSection,
     PretrainConfig,
+    RuntimeSection,
 )
 
 __all__ = ["ContraMAEMethod", "PAPER_PRETRAIN_PARAMETERS", "PAPER_FINETUNE_PARAMETERS"]
@@ -36,6 +37,8 @@ PAPER_FINETUNE_PARAMETERS = 123_000_000
 
 
 class ContraMAEConfig(pmx.ComponentConfig):
+    demo: DemoSection = pmx.Field(default_factory=DemoSection,
+                                  description="--demo cohort (shared with other methods: same folder, store rows, folds)")
     modalities: Modalities = pmx.Field(
         "both", description="both (paper), omics or pathology (Table III unimodal ablations)")
     data: DataSection = pmx.Field(default_factory=DataSection, description="region tiling and omics selection")
@@ -46,6 +49,7 @@ class ContraMAEConfig(pmx.ComponentConfig):
     pretrain: PretrainConfig = pmx.Field(default_factory=PretrainConfig, description="self-supervised pretraining")
     finetune: FinetuneConfig = pmx.Field(default_factory=FinetuneConfig, description="survival fine-tuning")
     eval: EvalSection = pmx.Field(default_factory=EvalSection, description="cross-validation")
+    runtime: RuntimeSection = pmx.Field(default_factory=RuntimeSection, description="CPU threads, kept checkpoints")
 
 
 def check_consistency(c: ContraMAEConfig) -> None:
@@ -74,18 +78,24 @@ class ContraMAEMethod(pmx.Method):
     Config: ClassVar[type[ContraMAEConfig]] = ContraMAEConfig
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        # CPU demo: 64 image tokens as in the paper (128 px / 16 px patches), tiny widths.
+        # CPU demo (docs/methods/contramae.md, "The tiny preset"): the paper's geometry scaled by
+        # 1/8. The demo slides are 1024 x 768 px at 20x (256 x 192 at 5x), so the paper's 1024 px
+        # region at 5x would be almost all white padding; a 128 px region at 5x covers 512 level-0
+        # px, about 90% tissue, and 16 px patches keep the paper's 8 x 8 = 64 image tokens.
         "tiny": {
-            "data": {"region_size": 256, "top_k": 32},
+            "data": {"region_size": 128, "magnification": 5.0, "stride": 12, "top_k": 32,
+                     "selector_options": {"n_estimators": 50}},
             "model": {
                 "image_size": 128, "patch_size": 16, "omics_dim": 32, "embed_dim": 64, "depth": 2,
                 "num_heads": 4, "decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 4,
             },
-            "pretrain": {"epochs": 5, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1.0},
+            "pretrain": {"epochs": 5, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1.0,
+                         "checkpoint_every_epochs": 1000},
             "finetune": {
                 "epochs": 15, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1.0, "patience": 5,
-                "drop_path": 0.0,
+                "drop_path": 0.0, "checkpoint_every_epochs": 1000,
             },
+            "runtime": {"threads": 1},
         },
         "small": {
             "data": {"region_size": 512, "top_k": 100},
@@ -194,17 +204,9 @@ class ContraMAEMethod(pmx.Method):
         return report
 
     def run(self, context: pmx.RunContext) -> Any:
-        # TODO(lead): wire the end-to-end run once cohorts / featurestore / training are joined:
-        # ingest -> tile (data.tiler, region pixels as uint8) -> folds (eval.folds, validation
-        # split of eval.val_fraction inside each training part) -> per fold: selector fit on the
-        # training part (top_k per omics type, stacked as [B, 3, top_k]) -> Trainer(
-        # build_pretrain_model(), pretrain) on the pretraining patients (eval.pretrain_scope)
-        # unless pretrain.epochs == 0 -> Trainer(build_survival_model(), finetune,
-        # init_from=<pretrain run>, init_include=["backbone."]) fit(train, val) -> predict(test)
-        # -> report. Batches: {"image": uint8 [B,3,R,R], "omics": float [B,3,top_k], "time", "event"}.
-        raise PmxError(
-            "method 'contramae': the end-to-end run is not wired yet (the model, objectives, head, "
-            "augmentation and presets exist; the store/cohort/CV pipeline is pending). Use "
-            "`pmx run plugin:contramae --dry-run` to inspect the models, or "
-            "pmx_contramae.ContraMAEPretrainModel / ContraMAESurvivalModel from Python."
-        )
+        """ingest -> representative regions (store) -> shared folds -> per fold: deseq2-rsf on the
+        training part, pretraining, fine-tuning with early stopping on the validation split, test
+        risks -> results.json in ``context.out_dir/<run id>`` (see pmx_contramae.pipeline)."""
+        from .pipeline import run_contramae
+
+        return run_contramae(self, context)

@@ -134,9 +134,16 @@ def test_bad_configs_are_refused_with_the_fix(sets, message):
         ContraMAEMethod(resolve("tiny", *sets))
 
 
-def test_run_is_not_wired_yet():
-    with pytest.raises(pmx.PmxError, match="not wired yet"):
-        ContraMAEMethod(resolve("tiny")).run(pmx.RunContext(method="contramae", preset="tiny"))
+def test_tiny_preset_shares_the_demo_cohort_and_folds_and_its_region_is_tissue_not_padding():
+    from pmx.recipes import DemoSection
+
+    c = resolve("tiny")
+    assert c.demo == DemoSection()  # same demo folder, ingested rows and folds as every method
+    assert (c.eval.folds, c.eval.val_fraction) == (5, 0.15)
+    extent = c.data.region_size * 20 / c.data.magnification  # level-0 px (the demo slides are 20x)
+    assert extent <= 0.75 * c.demo.slide_size  # fits inside a demo slide (height = 3/4 width)
+    assert c.model.image_size // c.model.patch_size == 8  # the paper's 8 x 8 image tokens
+    assert c.runtime.threads == 1
 
 
 def test_cli_dry_run_prints_the_counts(host):
