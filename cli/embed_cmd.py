@@ -148,20 +148,10 @@ def _slide_paths(store: Any, slides: tuple[Path, ...], cohort: Path | None,
                  mpp_csv: Path | None) -> dict[str, tuple[str, float | None]]:
     """Slide files (and mpp overrides) from SLIDES or --cohort; with only --mpp-csv, the
     store's slides with the overrides applied; else nothing (the store's slides table)."""
-    from pmx.errors import ConfigError
-
-    if slides and cohort is not None:
-        raise ConfigError("give slide files/folders or --cohort, not both")
     if not slides and cohort is None and mpp_csv is None:
         return {}
     from pmx.slides import load_mpp_overrides
-    from pmx.tiling.sources import slides_from_cohort, slides_from_paths, slides_from_store
+    from pmx.tiling.sources import slide_refs
 
     overrides = load_mpp_overrides(mpp_csv) if mpp_csv is not None else None
-    if slides:
-        refs = slides_from_paths(slides, overrides)
-    elif cohort is not None:
-        refs = slides_from_cohort(cohort, overrides)
-    else:
-        refs = slides_from_store(store, overrides)
-    return {ref.slide_id: (ref.path, ref.mpp) for ref in refs}
+    return {ref.slide_id: (ref.path, ref.mpp) for ref in slide_refs(slides, cohort, store, overrides)}

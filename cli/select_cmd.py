@@ -22,6 +22,21 @@ def _selector(name: str, config_file: str | None, sets: tuple[str, ...]) -> Any:
     return cls(values)
 
 
+def _manifest_or_name(cohort: str | None) -> tuple[Path | None, str | None]:
+    """Split ``--cohort`` into a manifest path (as in ``pmx tile``) or a store cohort name (as
+    in ``pmx cohort info``).
+
+    A value that exists on disk, has a path separator or ends in .toml / .json is a manifest, so
+    a mistyped path says "manifest ... does not exist" rather than "no cohort named ...".
+    """
+    if cohort is None:
+        return None, None
+    path = Path(cohort)
+    if path.exists() or len(path.parts) > 1 or path.suffix.lower() in (".toml", ".json"):
+        return path, None
+    return None, cohort
+
+
 def _folds(inputs: Any, store: Any, split: str | None, n_folds: int, seed: int, val_fraction: float) -> Any:
     from pmx.evaluation.splits import load_folds, make_folds, save_folds
 
@@ -73,7 +88,9 @@ def _detail(info: dict[str, Any]) -> str:
               help="Feature store: input (ingested cohort, saved folds) and cache of the selections [default: ./.pmx/store].")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Selector config override (repeatable), e.g. top_k=100.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of selector config values.")
-@click.option("--cohort", "manifest", type=click.Path(dir_okay=False), help="Read a cohort manifest instead of the store.")
+@click.option("--cohort", metavar="MANIFEST|NAME", default=None,
+              help="A cohort manifest (file or folder) to read instead of the store, or the name of a "
+                   "cohort ingested into the store: only its patients are used.")
 @click.option("--omics", "omics_files", multiple=True, metavar="TYPE=PATH", help="Read a matrix file instead (repeatable).")
 @click.option("--clinical", type=click.Path(dir_okay=False), help="Survival table (patient_id, time, event) for --omics.")
 @click.option("--modality", "modalities", multiple=True, help="Only these omics types (repeatable) [default: all].")
@@ -89,7 +106,7 @@ def _detail(info: dict[str, Any]) -> str:
               help="Write the full per-fold report (.json or .md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-fold report as JSON.")
 def select(selector_name: str, store_uri: str | None, sets: tuple[str, ...], config_file: str | None,
-           manifest: str | None, omics_files: tuple[str, ...], clinical: str | None, modalities: tuple[str, ...],
+           cohort: str | None, omics_files: tuple[str, ...], clinical: str | None, modalities: tuple[str, ...],
            split: str | None, n_folds: int, seed: int, val_fraction: float, fit_on: str, no_store: bool,
            force: bool, report_path: Path | None, as_json: bool) -> None:
     """Fit an omics selector on the training part of each fold and store its vectors.
@@ -102,6 +119,12 @@ def select(selector_name: str, store_uri: str | None, sets: tuple[str, ...], con
     from pmx.omics.folds import select_folds, selection_report
     from pmx.omics.inputs import from_cohort, from_files, from_store
 
+    manifest, cohort_name = _manifest_or_name(cohort)
+    if omics_files and cohort:
+        raise click.UsageError("give --omics files or --cohort, not both")
+    if no_store and cohort_name is not None:
+        raise click.UsageError(f"--cohort {cohort_name}: there is no manifest file or folder of that name, "
+                               "and a cohort of the store needs the store (drop --no-store)")
     selector = _selector(selector_name, config_file, sets)
     store = None
     if not no_store:
@@ -110,10 +133,10 @@ def select(selector_name: str, store_uri: str | None, sets: tuple[str, ...], con
         store = open_store(store_uri or default_store())
     if omics_files:
         inputs = from_files(omics_files, clinical)
-    elif manifest:
+    elif manifest is not None:
         inputs = from_cohort(manifest, modalities)
     elif store is not None:
-        inputs = from_store(store, modalities)
+        inputs = from_store(store, modalities, cohort=cohort_name)
     else:
         raise click.UsageError("--no-store needs --cohort MANIFEST or --omics TYPE=PATH --clinical PATH")
     if omics_files and modalities:

@@ -43,11 +43,10 @@ def tile(slides: tuple[Path, ...], tiler_name: str, sets: tuple[str, ...],
     each tiler's settings.
     """
     from pmx.config import deep_merge, load_config_file, parse_set_option
-    from pmx.errors import ConfigError
     from pmx.plugins import get_registry
     from pmx.slides import load_mpp_overrides
     from pmx.tiling import ParquetSink, StoreSink, run_tiling
-    from pmx.tiling.sources import slides_from_cohort, slides_from_paths, slides_from_store
+    from pmx.tiling.sources import slide_refs
 
     tiler_cls = get_registry().get("tiler", tiler_name)
     values: dict = {}
@@ -57,20 +56,13 @@ def tile(slides: tuple[Path, ...], tiler_name: str, sets: tuple[str, ...],
         values = deep_merge(values, parse_set_option(option))
     tiler = tiler_cls(values)
 
-    if slides and cohort is not None:
-        raise ConfigError("give slide files/folders or --cohort, not both")
     overrides = load_mpp_overrides(mpp_csv) if mpp_csv is not None else None
     store = None
     if out_dir is None or not (slides or cohort):
         from pmx.featurestore import open_store
 
         store = open_store(store_uri)
-    if slides:
-        refs = slides_from_paths(slides, overrides)
-    elif cohort is not None:
-        refs = slides_from_cohort(cohort, overrides)
-    else:
-        refs = slides_from_store(store, overrides)
+    refs = slide_refs(slides, cohort, store, overrides)
 
     if out_dir is not None:
         sink = ParquetSink(out_dir)

@@ -104,6 +104,7 @@ class FeatureStore:
         self._pinned: list[str] = []  # table_at cache keys, oldest first
         self._bag_indices: dict[tuple[str, int], BagIndex] = {}
         self._readers: dict[tuple[str, int], Any] = {}  # async tables pinned for range reads
+        self._readers_pid = os.getpid()
         self._bag_misses: dict[tuple[str, int], int] = {}
         # versions this handle committed itself, per table (see `caught_up`)
         self._own: dict[str, set[int]] = {}
@@ -499,7 +500,7 @@ class FeatureStore:
         200 appends a lookup costs ~10x an indexed one. So after ``MAINTAIN_EVERY`` commits of
         this process, a small table is compacted (which also folds new rows into its indices);
         a big one (or a bulk one: tiles, embeddings, omics, too costly to rewrite) gets the
-        BTree of its unit column
+        scalar index of its unit column
         rebuilt once the unindexed rows reach a quarter of the indexed ones, so rebuilds cost
         O(1) per written row however large the table grows. Other indices are brought up to
         date when a stage completes (`refresh_touched`). A writer that knows which slides an
@@ -523,13 +524,12 @@ class FeatureStore:
                 warnings.simplefilter("ignore")
                 handle.optimize(cleanup_older_than=KEEP_VERSIONS)  # versions: only gc drops them
             return True
-        from lancedb.index import BTree
-
         column = spec.partition or spec.indexed[0]
         for index in indices:
             if index.columns == [column]:
                 if (index.num_unindexed_rows or 0) * 4 >= (index.num_indexed_rows or 0):
-                    handle.create_index(column, config=BTree(), replace=True)
+                    handle.create_index(column, config=_index_config(index.index_type),
+                                        replace=True)
                     return True
                 return False
         return False
@@ -553,14 +553,13 @@ class FeatureStore:
         """Create the spec's missing indices (once per handle); returns whether it committed."""
         if spec.name in self._indexed or not spec.indexed:
             return False
-        from lancedb.index import BTree
-
         present = {tuple(ix.columns) for ix in handle.list_indices()}
         created = False
+        kind = "Bitmap" if spec.name.startswith(EMBEDDINGS_PREFIX) else "BTree"
         for column in spec.indexed:
             if (column,) not in present:
                 try:
-                    handle.create_index(column, config=BTree(), replace=False)
+                    handle.create_index(column, config=_index_config(kind), replace=False)
                     created = True
                 except (ValueError, RuntimeError, OSError) as exc:
                     if "already exists" not in str(exc):
@@ -572,11 +571,9 @@ class FeatureStore:
         """Rebuild indices that miss rows appended since they were built; returns tables touched.
 
         Appended rows are still found by queries (Lance scans the unindexed part), but a bag
-        query is only index-fast once they are indexed. A BTree rebuild reads only the key
+        query is only index-fast once they are indexed. An index rebuild reads only the key
         column, so this is cheap next to compaction (`optimize`).
         """
-        from lancedb.index import BTree
-
         touched = []
         names = self._physicals(table) if table else self.table_names()
         for physical in names:
@@ -589,7 +586,8 @@ class FeatureStore:
                 self._ensure_indices(handle, self.spec(physical))
                 stale = [ix for ix in handle.list_indices() if ix.num_unindexed_rows]
                 for ix in stale:
-                    handle.create_index(ix.columns[0], config=BTree(), replace=True)
+                    handle.create_index(ix.columns[0], config=_index_config(ix.index_type),
+                                        replace=True)
                 if stale:
                     touched.append(physical)
                 self._mine_since(physical, handle, before)
@@ -668,7 +666,7 @@ class FeatureStore:
         caller's (writable, shared with nothing). Reads go through the table's `BagIndex` for
         that version: ``index`` when given (a dataset builds it once), else one cached per
         version, built after a few reads; until then, or for a key whose rows are scattered
-        over many runs, an indexed (BTree) query. A missing key gives zero rows.
+        over many runs, an indexed query. A missing key gives zero rows.
         """
         if (patient_id is None) == (slide_id is None):
             raise ValueError("give exactly one of patient_id or slide_id")
@@ -702,6 +700,8 @@ class FeatureStore:
 
     async def _read_runs(self, physical: str, version: int, runs: Any, columns: list[str]) -> Any:
         """(On the reader loop) the runs' rows, through an async table pinned to ``version``."""
+        if self._readers_pid != os.getpid():  # a forked copy: the parent's handles are not ours
+            self._readers, self._readers_pid = {}, os.getpid()
         table = self._readers.get((physical, version))
         if table is None:
             table = await aio.open_pinned(self.uri, physical, version, self.storage_options)
@@ -810,6 +810,15 @@ class FeatureStore:
             self._readers = {k: v for k, v in self._readers.items() if k[0] != physical}
 
 
+def _index_config(kind: str) -> Any:
+    """A scalar index config by type name. Embeddings tables index their keys with bitmaps:
+    few distinct values (slides, patients) over many rows, where a bitmap builds ~3x cheaper
+    than a BTree (no sort of every row's key) and answers an equality lookup as fast."""
+    from lancedb.index import Bitmap, BTree
+
+    return Bitmap() if kind.lower() == "bitmap" else BTree()
+
+
 def _repeated_pairs(xs: np.ndarray, ys: np.ndarray) -> int:
     """How many (x, y) pairs repeat an earlier one (a sort, not a 2-d ``np.unique``)."""
     if len(xs) < 2:
@@ -817,17 +826,6 @@ def _repeated_pairs(xs: np.ndarray, ys: np.ndarray) -> int:
     order = np.lexsort((ys, xs))
     xs, ys = xs[order], ys[order]
     return int(np.count_nonzero((xs[1:] == xs[:-1]) & (ys[1:] == ys[:-1])))
-
-
-def fixed_list_to_numpy(column: pa.ChunkedArray | pa.Array, dtype: pa.DataType) -> np.ndarray:
-    """Fixed-size list column -> (n, dim) numpy array (zero-copy for a single chunk)."""
-    width = dtype.list_size
-    value_type = dtype.value_type.to_pandas_dtype()
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    if not chunks:
-        return np.empty((0, width), dtype=value_type)
-    arrays = [c.flatten().to_numpy(zero_copy_only=False).reshape(-1, width) for c in chunks]
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def open_store(uri: str | os.PathLike[str] | None = None, *, consistent: bool = True,

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, SlidesFailed
 from ..encoders.base import TileEncoder
 from .config import EmbedConfig
 from .runtime import (
@@ -111,15 +111,11 @@ class EmbedSummary:
         return payload
 
 
-class EmbeddingFailed(DataError):
-    """Some slides could not be read; the others are committed. ``summary`` says which."""
+class EmbeddingFailed(SlidesFailed):
+    """Some slides could not be read; the others are committed. ``summary`` (an
+    :class:`EmbedSummary`) says which."""
 
-    def __init__(self, message: str, summary: EmbedSummary):
-        super().__init__(message)
-        self.summary = summary
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (EmbeddingFailed, (str(self), self.summary))
+    verb = "embedded"
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -307,11 +303,7 @@ def _embed(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slide_paths: Slid
             stage.__exit__(type(error) if error else None, error, None)
         summary.seconds = time.perf_counter() - start
     if summary.failed:
-        listing = "; ".join(f"{s}: {why.rstrip('.')}" for s, why in list(summary.failed.items())[:10])
-        raise EmbeddingFailed(
-            f"{len(summary.failed)} of {len(slides)} slide(s) could not be embedded: {listing}. "
-            f"The other slides are stored; fix or remove the failed ones and rerun (finished "
-            "slides are not redone).", summary)
+        raise EmbeddingFailed.of(summary.failed, len(slides), summary)
     return summary
 
 

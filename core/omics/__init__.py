@@ -9,36 +9,25 @@ Three built-in selectors (kind ``selector``), all fit on the training part of a 
 
 Inputs are ``{omics type: patients x features DataFrame}`` and a survival DataFrame (index =
 patient ID, ``time``, ``event``). See docs/omics.md.
+
+Names are imported lazily: every ``pmx`` command loads ``pmx.omics.plugin`` (the plugin module
+registering the selectors), which should cost neither pandas nor scikit-survival / PyDESeq2.
 """
 
 from __future__ import annotations
 
-from .data import as_survival_frame, canonical_type, check_matrices
-from .selector import NotFittedError, OmicsSelector
+from ..lazy import lazy_exports
 
-__all__ = [
-    "NotFittedError",
-    "OmicsSelector",
-    "as_survival_frame",
-    "canonical_type",
-    "check_matrices",
-    "DESeq2RSFSelector",
-    "QuantileNormalSelector",
-    "GeneFamiliesSelector",
-]
+_EXPORTS = {
+    "NotFittedError": "selector",
+    "OmicsSelector": "selector",
+    "as_survival_frame": "data",
+    "canonical_type": "data",
+    "check_matrices": "data",
+    "DESeq2RSFSelector": "deseq2_rsf",
+    "QuantileNormalSelector": "quantile_normal",
+    "GeneFamiliesSelector": "gene_families",
+}
 
-
-def __getattr__(name: str):  # lazy: importing pmx.omics stays cheap (no sksurv/pydeseq2)
-    if name == "DESeq2RSFSelector":
-        from .deseq2_rsf import DESeq2RSFSelector
-
-        return DESeq2RSFSelector
-    if name == "QuantileNormalSelector":
-        from .quantile_normal import QuantileNormalSelector
-
-        return QuantileNormalSelector
-    if name == "GeneFamiliesSelector":
-        from .gene_families import GeneFamiliesSelector
-
-        return GeneFamiliesSelector
-    raise AttributeError(name)
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

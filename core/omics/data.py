@@ -10,7 +10,7 @@ selectors fail with a message naming the omics type, the patient and the fix.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ __all__ = [
     "check_matrices",
     "as_survival_frame",
     "training_rows",
+    "require_features",
     "digest_rows",
 ]
 
@@ -154,6 +155,19 @@ def training_rows(kind: str, matrix: pd.DataFrame, survival: pd.DataFrame) -> pd
             "patient IDs match (TCGA: first 12 barcode characters)"
         )
     return matrix.loc[present]
+
+
+def require_features(matrix: pd.DataFrame, needed: Sequence[Any], what: str) -> pd.DataFrame:
+    """``matrix[needed]``, or a DataError naming the missing features: a fitted selector can
+    only transform matrices that have the features it was fit with (``what`` names the input,
+    e.g. "omics 'rna'")."""
+    absent = [c for c in needed if c not in matrix.columns]
+    if absent:
+        raise DataError(
+            f"{what}: {len(absent)} feature(s) the selector was fit with are missing "
+            f"(e.g. {absent[:3]}); transform matrices with the training features"
+        )
+    return matrix[list(needed)]
 
 
 def digest_rows(matrices: Mapping[str, pd.DataFrame]) -> str:

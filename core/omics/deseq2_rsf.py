@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..config import ComponentConfig, Field
 from ..errors import ConfigError, DataError
-from .data import canonical_type, training_rows
+from .data import canonical_type, require_features, training_rows
 from .deseq import SizeFactors, check_counts, prefilter_counts, run_deseq2
 from .filters import FittedKNNImputer, check_no_empty, features_without_missing, nonzero_variance
 from .groups import SurvivalGroups, survival_groups
@@ -256,13 +256,7 @@ class DESeq2RSFSelector(OmicsSelector):
             needed = fitted.imputer.columns_
         elif fitted.size_factors is not None:
             needed = list(dict.fromkeys(fitted.size_factors.genes_ + fitted.features))
-        absent = [c for c in needed if c not in matrix.columns]
-        if absent:
-            raise DataError(
-                f"omics '{kind}': {len(absent)} feature(s) the selector was fit with are missing "
-                f"(e.g. {absent[:3]}); transform matrices with the same features as the training ones"
-            )
-        x = matrix
+        x = require_features(matrix, needed, f"omics '{kind}'")
         if fitted.imputer is not None:
             x = fitted.imputer.transform(x)
         if fitted.size_factors is not None:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..config import ComponentConfig, Field
 from ..errors import ConfigError, DataError
-from .data import canonical_type
+from .data import canonical_type, require_features
 from .filters import check_no_empty
 from .scaling import FoldScaler
 from .selector import OmicsSelector
@@ -157,13 +157,7 @@ class GeneFamiliesSelector(OmicsSelector):
         combined = combine_with_suffixes(omics, self._suffixes())
         out: dict[str, pd.DataFrame] = {}
         for family, features in self._groups.items():
-            absent = [f for f in features if f not in combined.columns]
-            if absent:
-                raise DataError(
-                    f"gene family {family!r}: {len(absent)} feature(s) used at fit time are missing "
-                    f"(e.g. {absent[:3]}); transform matrices with the training features"
-                )
-            block = combined[features]
+            block = require_features(combined, features, f"gene family {family!r}")
             if block.isna().to_numpy().any():
                 rows = block.index[block.isna().any(axis=1).to_numpy()].tolist()
                 log.info("gene family %r: %d patient(s) with missing values filled with training means",

@@ -65,17 +65,21 @@ def from_store(store: Any, modalities: Sequence[str] = (), cohort: str | None = 
     where = f"cohort = {sql_literal(cohort)}" if cohort is not None else None
     patients = store.read("patients", where=where, columns=["patient_id", "time", "event", "cohort"]).to_pandas()
     if cohort is not None and patients.empty:
+        known = sorted(str(c) for c in store.read("patients", columns=["cohort"])["cohort"].unique().to_list()
+                       if c is not None)
         raise DataError(f"the store {getattr(store, 'uri', store)} has no patients of cohort {cohort!r}; "
-                        "`pmx cohort info --store DIR` lists its cohorts")
+                        f"its cohorts are {', '.join(known) or 'none'} (`pmx cohort info --store DIR`)")
     cohorts = sorted(str(c) for c in patients["cohort"].dropna().unique())
     if cohort is None and len(cohorts) > 1:  # omics are restricted to the patients read here
         import logging
 
         logging.getLogger("pmx.omics").warning(
-            "the store %s holds %d cohorts (%s); using the patients of all of them",
+            "the store %s holds %d cohorts (%s); using the patients of all of them "
+            "(`pmx select --cohort NAME` for one)",
             getattr(store, "uri", store), len(cohorts), ", ".join(cohorts))
     patients = patients.drop(columns=["cohort"]).dropna(subset=["time", "event"])
-    return OmicsInputs(omics, patients.set_index("patient_id"), f"store {getattr(store, 'uri', '')}")
+    source = f"store {getattr(store, 'uri', '')}" + (f" cohort {cohort}" if cohort is not None else "")
+    return OmicsInputs(omics, patients.set_index("patient_id"), source)
 
 
 def from_cohort(manifest: str | Path, modalities: Sequence[str] = ()) -> OmicsInputs:

@@ -22,7 +22,7 @@ from sklearn.preprocessing import QuantileTransformer
 
 from ..config import ComponentConfig, Field
 from ..errors import DataError
-from .data import canonical_type, training_rows
+from .data import canonical_type, require_features, training_rows
 from .filters import FittedKNNImputer, check_no_empty, features_without_missing
 from .scaling import FoldScaler
 from .selector import OmicsSelector
@@ -139,16 +139,9 @@ class QuantileNormalSelector(OmicsSelector):
         for kind, fitted in self._fits.items():
             if kind not in omics:
                 continue
-            x = omics[kind]
             # upper-quartile normalisation is per patient over the same features as training
             needed = fitted.imputer.columns_ if fitted.imputer is not None else fitted.columns
-            absent = [c for c in needed if c not in x.columns]
-            if absent:
-                raise DataError(
-                    f"omics '{kind}': {len(absent)} feature(s) the selector was fit with are missing "
-                    f"(e.g. {absent[:3]}); transform matrices with the training features"
-                )
-            x = x[needed]
+            x = require_features(omics[kind], needed, f"omics '{kind}'")
             if fitted.imputer is not None:
                 x = fitted.imputer.transform(x)
             elif x.isna().to_numpy().any():

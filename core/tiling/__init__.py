@@ -7,55 +7,52 @@ per slide) or on one open slide with ``tiler.tile(slide)``.
 
     from pmx.tiling import GridTiler, SlideRef, run_tiling
     summary = run_tiling(GridTiler(min_tissue=0.5), [SlideRef("s1", "s1.svs")], workers=2)
+
+Names are imported lazily: every ``pmx`` command loads ``pmx.tiling.builtin`` (the plugin module
+registering the tilers), and importing the tilers themselves would pull in numpy, pyarrow,
+OpenSlide and scipy before any work starts.
 """
 
 from __future__ import annotations
 
-from .base import SlideTiles, Tiler, TilerConfig, read_tile
-from .boxes import TileBox, box_of, plan_box, read_box
-from .encode import decode_pixels, encode_pixels
-from .grid import GridConfig, GridTiler
-from .hsv_scored import HsvScoredConfig, HsvScoredTiler, hsv_score
-from .records import RECORD_SCHEMA, TileSpec, to_store_rows
-from .region import RegionConfig, RegionTiler, subpatch_grid
-from .representative import RepresentativeRegionConfig, RepresentativeRegionTiler
-from .runner import SlideRef, TilingFailed, TilingSummary, run_tiling, tile_one
-from .sinks import MemorySink, ParquetSink, StoreSink, TileSink
-from .stored import load_tiles, tile_store_slides
+from ..lazy import lazy_exports
 
-__all__ = [
-    "RECORD_SCHEMA",
-    "GridConfig",
-    "GridTiler",
-    "HsvScoredConfig",
-    "HsvScoredTiler",
-    "MemorySink",
-    "ParquetSink",
-    "RegionConfig",
-    "RegionTiler",
-    "RepresentativeRegionConfig",
-    "RepresentativeRegionTiler",
-    "SlideRef",
-    "SlideTiles",
-    "StoreSink",
-    "TileSink",
-    "TileBox",
-    "TileSpec",
-    "Tiler",
-    "TilerConfig",
-    "TilingFailed",
-    "TilingSummary",
-    "box_of",
-    "decode_pixels",
-    "encode_pixels",
-    "hsv_score",
-    "load_tiles",
-    "plan_box",
-    "read_box",
-    "read_tile",
-    "run_tiling",
-    "subpatch_grid",
-    "tile_one",
-    "tile_store_slides",
-    "to_store_rows",
-]
+_EXPORTS = {
+    "SlideTiles": "base",
+    "Tiler": "base",
+    "TilerConfig": "base",
+    "read_tile": "base",
+    "TileBox": "boxes",
+    "box_of": "boxes",
+    "plan_box": "boxes",
+    "read_box": "boxes",
+    "decode_pixels": "encode",
+    "encode_pixels": "encode",
+    "GridConfig": "grid",
+    "GridTiler": "grid",
+    "HsvScoredConfig": "hsv_scored",
+    "HsvScoredTiler": "hsv_scored",
+    "hsv_score": "hsv_scored",
+    "RECORD_SCHEMA": "records",
+    "TileSpec": "records",
+    "to_store_rows": "records",
+    "RegionConfig": "region",
+    "RegionTiler": "region",
+    "subpatch_grid": "region",
+    "RepresentativeRegionConfig": "representative",
+    "RepresentativeRegionTiler": "representative",
+    "SlideRef": "runner",
+    "TilingFailed": "runner",
+    "TilingSummary": "runner",
+    "run_tiling": "runner",
+    "tile_one": "runner",
+    "MemorySink": "sinks",
+    "ParquetSink": "sinks",
+    "StoreSink": "sinks",
+    "TileSink": "sinks",
+    "load_tiles": "stored",
+    "tile_store_slides": "stored",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

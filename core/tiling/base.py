@@ -21,7 +21,8 @@ from ..components import Component
 from ..config import ComponentConfig, Field
 from ..errors import DataError
 from ..slides.reader import Slide
-from ..slides.tissue import TissueConfig, TissueMask, darkness, detect_tissue, summed_area
+from ..slides.tissue import (TissueConfig, TissueMask, box_means, darkness, detect_tissue,
+                             summed_area)
 from ..slides.units import mpp_to_magnification, target_mpp
 from .boxes import box_of, plan_box, read_box, read_box_image
 from .encode import encode_pixels
@@ -216,17 +217,22 @@ class Tiler(Component):
 
 
 # -- helpers shared by the built-in tilers ---------------------------------------------------
-def is_padded(x: float, y: float, extent: float, slide: Slide) -> bool:
-    """Whether a level-0 box reaches outside the slide (half a pixel of rounding allowed)."""
-    return bool(x < 0 or y < 0 or x + extent > slide.width + 0.5
-                or y + extent > slide.height + 0.5)
+def is_padded(x: Any, y: Any, extent: float, slide: Slide) -> Any:
+    """Whether a level-0 box of edge ``extent`` at (x, y) reaches outside the slide (half a
+    pixel of rounding allowed); a bool for scalars, a bool array for arrays of corners."""
+    x, y = np.asarray(x), np.asarray(y)
+    outside = ((x < 0) | (y < 0) | (x + extent > slide.width + 0.5)
+               | (y + extent > slide.height + 0.5))
+    return bool(outside) if outside.ndim == 0 else outside
 
 
-def centred_start(centre: float, extent: float, length: float) -> float:
+def centred_start(centre: Any, extent: float, length: float) -> Any:
     """Start of a window of ``extent`` centred on ``centre`` and kept inside [0, length] when it
-    fits, else covering the whole axis symmetrically-as-possible (the rest is padding)."""
+    fits, else covering the whole axis symmetrically-as-possible (the rest is padding); a float
+    for a scalar centre, an array for an array of centres."""
     low, high = min(0.0, length - extent), max(0.0, length - extent)
-    return float(np.clip(centre - extent / 2.0, low, high))
+    start = np.clip(np.asarray(centre, dtype=np.float64) - extent / 2.0, low, high)
+    return float(start) if start.ndim == 0 else start
 
 
 def axis_starts(length: float, extent: float, step: float, partial: bool = False) -> np.ndarray:
@@ -241,12 +247,15 @@ def axis_starts(length: float, extent: float, step: float, partial: bool = False
     return np.floor(np.arange(max(count, 0)) * step + 1e-9).astype(np.int64)
 
 
-def dark_tissue_table(tissue: TissueMask) -> np.ndarray:
-    """Summed-area table of tissue * darkness on the mask grid (for region scores)."""
+def dark_tissue_scores(tissue: TissueMask, x: np.ndarray, y: np.ndarray, extent: float) -> np.ndarray:
+    """Dark-tissue score of square level-0 windows of edge ``extent`` at (x, y): the mean over
+    the window's mask pixels of tissue x darkness, i.e. tissue fraction x mean darkness in the
+    tissue (how ``representative-region`` picks its region and ``region`` ranks "darkest")."""
     if tissue.thumbnail is None:
         raise ValueError("dark-tissue scores need the tissue mask's thumbnail")
     weight = tissue.mask.astype(np.float64) * darkness(tissue.thumbnail).astype(np.float64)
-    return summed_area(weight)
+    boxes = tissue.to_mask_boxes(x, y, np.full(np.shape(x), extent), np.full(np.shape(y), extent))
+    return box_means(summed_area(weight), *boxes)
 
 
 def read_tile(slide: Slide, record: Mapping[str, Any]) -> np.ndarray:

@@ -16,7 +16,7 @@ from pydantic import model_validator
 from ..config import Field
 from ..slides.reader import Slide
 from ..slides.tissue import TissueMask
-from .base import Tiler, TilerConfig, axis_starts, centred_start
+from .base import Tiler, TilerConfig, axis_starts, centred_start, is_padded
 from .records import TileSpec
 
 
@@ -70,8 +70,7 @@ class GridTiler(Tiler):
         gx, gy = gx.ravel(), gy.ravel()
         fractions = tissue.fractions(gx, gy, fitted, fitted)
         keep = fractions >= cfg.min_tissue if cfg.min_tissue > 0 else np.ones_like(fractions, bool)
-        padded = ((gx < 0) | (gy < 0) | (gx + fitted > slide.width + 0.5)
-                  | (gy + fitted > slide.height + 0.5))
+        padded = is_padded(gx, gy, fitted, slide)
         return [
             TileSpec(x=int(x), y=int(y), extent=fitted, out_size=cfg.size, tissue=float(f),
                      score=float(f), padded=bool(p))

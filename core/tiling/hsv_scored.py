@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Field
 from ..slides.reader import Slide
 from ..slides.tissue import TissueMask, saturation_value
-from .base import Tiler, TilerConfig, is_padded
+from .base import Tiler, TilerConfig, centred_start, is_padded
 from .boxes import plan_box, read_box
 from .records import TileSpec
 
@@ -69,8 +69,8 @@ class HsvScoredTiler(Tiler):
         jitter = rng.random((cfg.candidates, 2))
         cx = (cols[pick] + jitter[:, 0]) * tissue.downsample_x
         cy = (rows[pick] + jitter[:, 1]) * tissue.downsample_y
-        xs = _clamp_starts(cx - fitted / 2, fitted, slide.width)
-        ys = _clamp_starts(cy - fitted / 2, fitted, slide.height)
+        xs = np.floor(centred_start(cx, fitted, slide.width)).astype(np.int64)
+        ys = np.floor(centred_start(cy, fitted, slide.height)).astype(np.int64)
         coords = np.stack([xs, ys], axis=1)
         _, first = np.unique(coords, axis=0, return_index=True)
         coords = coords[np.sort(first)]
@@ -91,8 +91,3 @@ class HsvScoredTiler(Tiler):
             notes.append(f"slide {slide.slide_id}: only {len(specs)} distinct candidate patches "
                          f"(top_k = {cfg.top_k})")
         return specs
-
-
-def _clamp_starts(starts: np.ndarray, extent: float, length: float) -> np.ndarray:
-    low, high = min(0.0, length - extent), max(0.0, length - extent)
-    return np.floor(np.clip(starts, low, high)).astype(np.int64)

@@ -23,8 +23,8 @@ from pydantic import model_validator
 
 from ..config import Field
 from ..slides.reader import Slide
-from ..slides.tissue import TissueMask, box_means
-from .base import Tiler, TilerConfig, centred_start, dark_tissue_table, is_padded
+from ..slides.tissue import TissueMask
+from .base import Tiler, TilerConfig, centred_start, dark_tissue_scores, is_padded
 from .records import TileSpec
 
 
@@ -92,8 +92,7 @@ class RegionTiler(Tiler):
             starts.append(np.floor(first + np.arange(count) * fitted + 1e-9).astype(np.int64))
         gx, gy = (a.ravel() for a in np.meshgrid(*starts))
         fractions = tissue.fractions(gx, gy, fitted, fitted)
-        boxes = tissue.to_mask_boxes(gx, gy, np.full(gx.shape, fitted), np.full(gy.shape, fitted))
-        dark = box_means(dark_tissue_table(tissue), *boxes)
+        dark = dark_tissue_scores(tissue, gx, gy, fitted)
         keep = np.flatnonzero(fractions >= max(cfg.min_tissue, 1e-12))
         if keep.size == 0:
             best = int(np.argmax(fractions))

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..config import Field
 from ..slides.reader import Slide
-from ..slides.tissue import TissueMask, box_means
-from .base import (Tiler, TilerConfig, axis_starts, centred_start, dark_tissue_table,
+from ..slides.tissue import TissueMask
+from .base import (Tiler, TilerConfig, axis_starts, centred_start, dark_tissue_scores,
                    is_padded)
 from .records import TileSpec
 
@@ -70,8 +70,7 @@ class RepresentativeRegionTiler(Tiler):
         if cfg.score == "tissue":
             scores = tissue_fraction
         else:
-            boxes = tissue.to_mask_boxes(gx, gy, np.full(gx.shape, fitted), np.full(gy.shape, fitted))
-            scores = box_means(dark_tissue_table(tissue), *boxes)
+            scores = dark_tissue_scores(tissue, gx, gy, fitted)
         best = int(np.argmax(scores))
         if tissue_fraction[best] <= 0:
             notes.append(f"slide {slide.slide_id}: no window contains tissue; no region kept")

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..errors import DataError, PmxError
+from ..errors import DataError, PmxError, SlidesFailed
 from ..slides.reader import open_slide
 from .base import SlideTiles, Tiler
 from .sinks import BUSY, CLAIMED, MemorySink, TileSink
@@ -164,13 +164,7 @@ def run_tiling(
         warned.flush()
         summary.seconds = time.perf_counter() - start
     if summary.failed:
-        listing = "; ".join(f"{sid}: {why.rstrip('.')}"
-                            for sid, why in list(summary.failed.items())[:10])
-        more = f" (and {len(summary.failed) - 10} more)" if len(summary.failed) > 10 else ""
-        raise TilingFailed(
-            f"{len(summary.failed)} of {len(slides)} slide(s) could not be tiled: {listing}{more}. "
-            f"The other {summary.computed + summary.skipped} are stored; fix or remove the failed "
-            "slides and rerun (finished slides are not redone).", summary)
+        raise TilingFailed.of(summary.failed, len(slides), summary)
     return summary
 
 
@@ -197,20 +191,19 @@ class _NoteLog:
                             self.first[key])
 
 
-class TilingFailed(DataError):
-    """Some slides failed; ``summary`` says which and what the others produced."""
+class TilingFailed(SlidesFailed):
+    """Some slides failed; ``summary`` (a :class:`TilingSummary`) says which and what the others
+    produced."""
 
-    def __init__(self, message: str, summary: TilingSummary):
-        super().__init__(message)
-        self.summary = summary
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (TilingFailed, (str(self), self.summary))
+    verb = "tiled"
 
 
-def _context(start_method: str | None) -> multiprocessing.context.BaseContext:
-    """``forkserver`` with pmx's tiling modules preloaded where available (workers then start
-    by forking an interpreter that never opened a slide or a store), else ``spawn``."""
+def _context(start_method: str | None,
+             preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
+    """``forkserver`` with this module (the tiler base, OpenSlide, numpy, pyarrow) and the
+    ``preload`` modules imported where available (workers then start by forking an interpreter
+    that never opened a slide or a store), else ``spawn``. The ``pmx.tiling`` package itself
+    imports nothing (its names are lazy), so the modules are named here."""
     methods = multiprocessing.get_all_start_methods()
     method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
     if method == "fork":
@@ -218,7 +211,7 @@ def _context(start_method: str | None) -> multiprocessing.context.BaseContext:
                          "use 'forkserver' or 'spawn'")
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        context.set_forkserver_preload(["pmx.tiling"])
+        context.set_forkserver_preload([__name__, *preload])
     return context
 
 
@@ -256,7 +249,8 @@ def _results(tiler: Tiler, refs: Iterable[SlideRef], workers: int, threads: int,
                 yield ref, exc
         return
     queue = iter(refs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_context(start_method)) as pool:
+    context = _context(start_method, [cls.__module__])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         running: dict[Future[SlideTiles], SlideRef] = {}
         try:
             while True:

@@ -6,9 +6,9 @@ import csv
 import glob as globlib
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..slides.overrides import lookup_mpp
 from ..slides.reader import SLIDE_EXTENSIONS
 from .runner import SlideRef
@@ -29,6 +29,20 @@ def _with_override(ref: SlideRef, overrides: Mapping[str, float] | None) -> Slid
     if mpp is None:
         return ref
     return SlideRef(ref.slide_id, ref.path, ref.patient_id, mpp)
+
+
+def slide_refs(paths: Sequence[str | os.PathLike[str]], cohort: str | os.PathLike[str] | None,
+               store: Any, overrides: Mapping[str, float] | None = None) -> list[SlideRef]:
+    """The slides a command names: files/folders, else a cohort manifest, else every slide of
+    ``store`` (the rule `pmx tile` and `pmx embed` share; giving both paths and a cohort is an
+    error)."""
+    if paths and cohort is not None:
+        raise ConfigError("give slide files/folders or --cohort, not both")
+    if paths:
+        return slides_from_paths(paths, overrides)
+    if cohort is not None:
+        return slides_from_cohort(cohort, overrides)
+    return slides_from_store(store, overrides)
 
 
 def slides_from_paths(paths: Iterable[str | os.PathLike[str]],

@@ -95,6 +95,9 @@ def test_tile_to_parquet_and_config_errors(tiling_host, synth20, tmp_path):
                                        str(synth20.path)])
     assert unknown.exit_code == 2 and "no tiler named 'nope'" in unknown.output
     assert "grid" in unknown.output
+    both = CliRunner().invoke(cli, ["tile", "--tiler", "grid", "--out", str(out), "--cohort",
+                                    str(tmp_path), str(synth20.path)])
+    assert both.exit_code == 2 and "give slide files/folders or --cohort, not both" in both.output
 
 
 def test_tile_reports_failed_slides_with_exit_2(tiling_host, synth20, broken, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 _BARRIER = textwrap.dedent("""
     import sys, time, pathlib
     from pmx.cli.main import cli
-    import pmx.tiling, pmx.featurestore  # imported before the start line, like the other one
+    import pmx.tiling.runner, pmx.featurestore  # imported before the start line, like the other one
     mine, other = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
     mine.touch()
     deadline = time.monotonic() + 120

@@ -3,6 +3,7 @@ resume (Parquet and the feature store, including after a SIGKILL), and per-slide
 
 from __future__ import annotations
 
+import pickle
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pmx.errors import SlidesFailed
 from pmx.slides import open_slide
 from pmx.tiling import (
     GridTiler,
@@ -124,6 +126,11 @@ def test_a_broken_slide_fails_alone(broken, synth20, tmp_path):
     message = str(err.value)
     assert "1 of 2 slide(s)" in message and "broken.svs" in message and "rerun" in message
     assert err.value.summary.computed == 1 and set(err.value.summary.failed) == {"broken"}
+    assert "could not be tiled" in message and "The other 1 are stored" in message
+    assert isinstance(err.value, SlidesFailed)  # one class for any partial slide run
+    copy = pickle.loads(pickle.dumps(err.value))  # crosses process boundaries with its summary
+    assert type(copy) is TilingFailed and str(copy) == message and copy.summary.failed == {
+        "broken": err.value.summary.failed["broken"]}
     assert set(sink.read().column("slide_id").to_pylist()) == {"synth20"}
     again = run_tiling(GridTiler(), refs[:1], sink, progress=False)
     assert again.skipped == 1 and again.computed == 0

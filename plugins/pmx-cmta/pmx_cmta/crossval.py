@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time as clock
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -94,6 +95,19 @@ def _omics(omics: list[np.ndarray], members: Sequence[int], device: torch.device
     return [torch.as_tensor(m[list(members)], device=device) for m in omics]
 
 
+def selection_start(epochs: int, select_from: float) -> int:
+    """First epoch that model selection may pick: ``floor(select_from * epochs)``, at most the last."""
+    return min(epochs - 1, int(select_from * epochs))
+
+
+def _lr_schedule(optimizer: torch.optim.Optimizer, how: str, epochs: int) -> Any:
+    """Per-epoch learning rate: constant (paper), or cosine from lr down towards 0 over the run."""
+    if how == "constant":
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epoch: 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)))
+
+
 def _train_bag(bag: torch.Tensor, limit: int) -> torch.Tensor:
     """A training draw's bag: at most ``limit`` random tiles (all when ``limit`` is 0)."""
     return subsample_tiles(bag, limit) if limit else bag
@@ -142,7 +156,10 @@ def _run_fold(data: CohortData, members: dict[str, list[str]], fold: int, config
     limit = config.model.max_train_tiles
     train_sizes = [min(len(bags[i]), limit) if limit else len(bags[i]) for i in train]
 
-    best_state, best_epoch, best_score = copy.deepcopy(model.state_dict()), -1, -np.inf
+    scheduler = _lr_schedule(optimizer, tc.schedule, tc.epochs)
+    first = selection_start(tc.epochs, config.eval.select_from)
+    best_state: dict[str, Any] | None = None
+    best_epoch, best_score = -1, -np.inf
     val_scores: list[float | None] = []
     train_losses: list[float] = []
     epochs = range(tc.epochs)
@@ -171,19 +188,22 @@ def _run_fold(data: CohortData, members: dict[str, list[str]], fold: int, config
                 (loss * (len(group) / n_step)).backward()  # the step's gradient: mean over its patients
                 total += float(loss.detach()) * len(group)
             optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         train_losses.append(total / max(1, len(order)))
         score: float | None = None
-        if val:
+        if epoch >= first and val and data.event[val].any():
             risk, _ = _predict(model, bags, omics, val, device)
-            if data.event[val].any():
-                score = float(harrell_c(data.time[val], data.event[val], risk))
+            score = float(harrell_c(data.time[val], data.event[val], risk))
         val_scores.append(score)
-        # Model selection on the validation split only; without a usable one, the last epoch.
-        if score is None or score > best_score or (score == best_score and epoch > best_epoch):
-            if score is not None or not any(s is not None for s in val_scores):
-                best_score = score if score is not None else best_score
-                best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
-    model.load_state_dict(best_state)
+        # Model selection on the validation split only (ties: the later epoch).
+        if score is not None and score >= best_score:
+            best_score, best_epoch = score, epoch
+            best_state = copy.deepcopy(model.state_dict())
+    if best_state is None:  # no usable validation split: the last epoch
+        best_epoch = tc.epochs - 1
+    else:
+        model.load_state_dict(best_state)
 
     risk, surv = _predict(model, bags, omics, test, device)
     grid = model.head.bins().time_grid()

@@ -83,6 +83,9 @@ class TrainSection(pmx.ComponentConfig):
     )
     epochs: int = pmx.Field(30, ge=1, description="passes over the training fold")
     weighted_sampling: bool = pmx.Field(True, description="sample balancing (time bin, censorship) classes")
+    schedule: Literal["constant", "cosine"] = pmx.Field(
+        "constant", description="learning rate per epoch: constant (paper) or cosine decay towards 0"
+    )
     threads: int = pmx.Field(
         0, ge=0, description="torch CPU threads while training (0 = torch default; 1 is fastest for tiny models on busy CPUs)"
     )
@@ -92,6 +95,10 @@ class EvalSection(pmx.ComponentConfig):
     folds: int = pmx.Field(5, ge=2, description="cross-validation folds (stratified by event)")
     val_fraction: float = pmx.Field(
         0.15, ge=0.0, lt=1.0, description="share of each training fold held out for model selection (never the test fold)"
+    )
+    select_from: float = pmx.Field(
+        0.0, ge=0.0, lt=1.0,
+        description="model selection only considers epochs from this fraction of the run on (0 = every epoch); earlier epochs are not scored",
     )
 
 
@@ -112,17 +119,22 @@ class CMTAMethod(pmx.Method):
         eval: EvalSection = pmx.Field(default_factory=EvalSection, description="cross-validation")
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # CPU demo and tests; every choice and its reason: docs/methods/cmta.md ("tiny preset").
         "tiny": {
             "model": {
                 "path_hidden": [64, 32], "omic_hidden": [64, 32], "fusion_hidden": [32, 32],
-                "heads": 4, "landmarks": 16, "max_train_tiles": 256,
+                "heads": 4, "landmarks": 16, "max_train_tiles": 256, "omic_dropout": 0.5,
+                "exact_short_attention": True,
             },
-            "train": {"optimizer": "adam", "lr": 1e-3, "epochs": 5, "threads": 1},
+            "train": {
+                "optimizer": "adam", "lr": 5e-3, "epochs": 15, "schedule": "cosine", "batch_size": 16,
+                "group_by_size": True, "threads": 1,
+            },
             "data": {
                 "embed_workers": 0, "embed_threads": 1, "tile_scaling": "standard",
                 "tile_size": 256, "magnification": 20.0, "encoder_input_size": 64,
             },
-            "eval": {"folds": 3, "val_fraction": 0.2},
+            "eval": {"folds": 5, "val_fraction": 0.15, "select_from": 0.5},
         },
         "small": {
             "model": {
@@ -136,13 +148,16 @@ class CMTAMethod(pmx.Method):
                 "path_input_dim": 1024, "path_hidden": [256, 256], "omic_hidden": [1024, 256],
                 "fusion_hidden": [256, 256], "heads": 8, "landmarks": 128, "pinv_iterations": 6,
                 "residual_kernel": 33, "ppeg": True, "cross_attention": True, "max_train_tiles": 0,
+                "exact_short_attention": False,
             },
             "loss": {"alpha": 1.0, "alignment": True, "detach": True, "metric": "l1"},
             "survival": {"n_bins": 4},
             "train": {
                 "optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-5,
-                "batch_size": 1, "epochs": 30, "weighted_sampling": True,
+                "batch_size": 1, "epochs": 30, "weighted_sampling": True, "schedule": "constant",
+                "group_by_size": False,
             },
+            "eval": {"folds": 5, "val_fraction": 0.15, "select_from": 0.0},
         },
     }
 

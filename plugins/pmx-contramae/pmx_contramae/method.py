@@ -83,13 +83,12 @@ class ContraMAEMethod(pmx.Method):
         # region at 5x would be almost all white padding; a 128 px region at 5x covers 512 level-0
         # px, about 90% tissue, and 16 px patches keep the paper's 8 x 8 = 64 image tokens.
         "tiny": {
-            "data": {"region_size": 128, "magnification": 5.0, "stride": 12, "top_k": 32,
-                     "selector_options": {"n_estimators": 50}},
+            "data": {"region_size": 128, "magnification": 5.0, "stride": 12, "top_k": 32},
             "model": {
                 "image_size": 128, "patch_size": 16, "omics_dim": 32, "embed_dim": 64, "depth": 2,
                 "num_heads": 4, "decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 4,
             },
-            "pretrain": {"epochs": 5, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1.0,
+            "pretrain": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1.0,
                          "checkpoint_every_epochs": 1000},
             "finetune": {
                 "epochs": 15, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 1.0, "patience": 5,

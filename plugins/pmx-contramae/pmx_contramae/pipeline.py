@@ -8,6 +8,10 @@ fine-tuning, the run report.
 
 The fold trainers write into the run directory (``fold<k>/pretrain``, ``fold<k>/finetune``:
 ``metrics.jsonl``, ``config.json``, weights), next to the results.
+
+Under ``--gpus N`` (torchrun) every rank runs the data stages (the store's stage cache and locks
+share the work), holds the whole bank on its own device and trains its shard of every batch; the
+run id comes from rank 0 and only rank 0 writes the report.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def run_contramae(method: Any, context: pmx.RunContext, *, progress: bool = True
     from pmx.evaluation import fold_members
     from pmx.featurestore import open_store
     from pmx.recipes import demo_reference, ensure_logging, new_run_id, shared_folds, write_run
+    from pmx.training.distributed import barrier, init_distributed
 
     from .bank import RegionBank
     from .crossval import run_fold
@@ -41,10 +46,10 @@ def run_contramae(method: Any, context: pmx.RunContext, *, progress: bool = True
     config = method.config
     start = clock.perf_counter()
     ensure_logging()
-    run_id = new_run_id(method.name, context.preset)
+    env, device = init_distributed(context.resolved_device())
+    run_id = _shared(new_run_id(method.name, context.preset), env)
     run_dir = Path(context.out_dir) / run_id
     log.info("contramae %s (%s): run directory %s", context.preset, config.modalities, run_dir)
-    device = torch.device(context.resolved_device())
     data = load_cohort_data(context, config, progress=progress, device=device)
     lineage = data.lineage
     seconds: dict[str, float] = {"data": round(clock.perf_counter() - start, 2)}
@@ -85,6 +90,20 @@ def run_contramae(method: Any, context: pmx.RunContext, *, progress: bool = True
     lineage["seconds"] = seconds
     lineage["threads"] = config.runtime.threads or torch.get_num_threads()
     predictions = pd.concat([o.predictions for o in outcomes], ignore_index=True)
-    return write_run(context, method=method.name, cohort=data.name, config=config, predictions=predictions,
+    if not env.is_main:
+        barrier()
+        return None
+    results = write_run(context, method=method.name, cohort=data.name, config=config, predictions=predictions,
                      split=split, fold_metrics={o.fold: o.metrics for o in outcomes}, lineage=lineage,
                      reference=demo_reference(data.manifest), run_id=run_id)
+    barrier()
+    return results
+
+
+def _shared(value: str, env: Any) -> str:
+    """Rank 0's value on every rank (one run directory for all processes)."""
+    if not env.is_distributed:
+        return value
+    box = [value if env.is_main else None]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return str(box[0])

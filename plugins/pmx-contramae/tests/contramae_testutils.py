@@ -43,14 +43,14 @@ def _small_cohort_settings():
 SMALL_COHORT = _small_cohort_settings()
 
 #: the tiny preset shrunk for the tests: 64 px regions at 10x on 512 px slides (128 level-0 px),
-#: 32 px model input with 4 px patches (still 64 image tokens), top 8 features, 3 folds, 1
-#: pretraining and 2 fine-tuning epochs, a 20-tree forest
+#: 32 px model input with 4 px patches (still 64 image tokens), top 8 features, 3 folds, one
+#: pretraining and one fine-tuning epoch, a 20-tree forest
 FAST_SETS = [
     "data.region_size=64", "data.magnification=10", "data.stride=8", "data.top_k=8",
     "data.selector_options.n_estimators=20",
     "model.image_size=32", "model.patch_size=4", "model.omics_dim=8", "model.embed_dim=16",
     "model.num_heads=2", "model.decoder_dim=8", "model.decoder_heads=2",
-    "pretrain.epochs=1", "pretrain.batch_size=8", "finetune.epochs=2", "finetune.batch_size=8",
+    "pretrain.epochs=1", "pretrain.batch_size=8", "finetune.epochs=1", "finetune.batch_size=8",
     "pretrain.progress=false", "finetune.progress=false",
     "eval.folds=3", "eval.val_fraction=0.2",
 ]

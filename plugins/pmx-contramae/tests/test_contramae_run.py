@@ -70,7 +70,7 @@ def test_run_writes_results_folds_and_per_fold_trainer_records(shared):
 
 def test_rerun_reuses_ingest_regions_folds_and_selection(shared, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="pmx"):
-        _, _, lineage = _again(shared, tmp_path, "finetune.epochs=1")
+        _, _, lineage = _again(shared, tmp_path, "pretrain.epochs=0")
     assert lineage["stages"]["ingest"]["cached"] is True
     assert lineage["stages"]["tile"]["computed"] == 0
     assert lineage["stages"]["folds"]["cached"] is True
