@@ -109,8 +109,9 @@ def store_bank(method: ContraMAEMethod, store: str | None, device: str, patients
     del data
     lineage: dict[str, Any] = {}
     start = time.perf_counter()  # the run's region stage, cached: store rows -> decoded device bank
-    _, images, _ = region_stage(context, config.data, open_store(context.store), None, lineage,
-                                progress=False, device=device)
+    region_of, images, _ = region_stage(context, config.data, open_store(context.store), None, lineage,
+                                        progress=False, device=device)
+    images = images.index_select(0, torch.as_tensor(sorted(region_of.values()), device=images.device))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     read = time.perf_counter() - start
@@ -119,7 +120,7 @@ def store_bank(method: ContraMAEMethod, store: str | None, device: str, patients
     bank = RegionBank(time=torch.ones(n, dtype=torch.float64, device=device),
                       event=torch.ones(n, dtype=torch.int64, device=device), images=images,
                       omics=torch.randn(n, cfg.n_omics, cfg.omics_dim, device=device))
-    info = {"store": context.store, "regions": n, "region": list(images.shape[1:]),
+    info = {"store": context.store, "regions": n, "store_region": list(images.shape[1:]),
             "store_prepare_s": round(prepare, 2), "store_read_s": round(read, 3),
             "store_read_regions_per_s": round(n / read, 1),
             "store_stage_cached": lineage["stages"]["tile"]["computed"] == 0}

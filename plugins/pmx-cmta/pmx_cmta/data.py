@@ -103,7 +103,9 @@ def load_cohort_data(context: pmx.RunContext, data: Any, demo: Any, *, progress:
     tiled = tile_store_slides(tiler, store, slides=refs, workers=data.tiling_workers,
                               force=context.force, progress=progress)
     lineage["stages"]["tile"] = _summary_dict(tiled)
-    log.info("stage tile (%s): %s", tiler.fingerprint, _summary_line(tiled))
+    log.info("stage tile (%s %s, %d slides): %s", tiler.name, tiler.fingerprint, len(refs),
+             "cache hit" if getattr(tiled, "computed", 1) == 0 else _summary_line(tiled))
+    refs = _slides_with_tiles(store, tiler.fingerprint, refs, lineage)
 
     encoder = build_encoder(data)
     embedded = embed(store, encoder, {"tiler": tiler.fingerprint, "slides": sorted(r.slide_id for r in refs),
@@ -115,8 +117,9 @@ def load_cohort_data(context: pmx.RunContext, data: Any, demo: Any, *, progress:
                                   "computed": embedded.computed, "tiles": embedded.tiles,
                                   "seconds": round(embedded.seconds, 2)}
     lineage["warnings"].extend(embedded.warnings)
-    log.info("stage embed (%s): %d slide(s) cached, %d computed", embedded.encoder, embedded.cached,
-             embedded.computed)
+    log.info("stage embed (%s %s, %d slides): %s", embedded.encoder, embedded.fingerprint, embedded.slides,
+             "cache hit" if embedded.computed == 0 else
+             f"computed {embedded.computed}, {embedded.cached} cached")
 
     patients = store.read("patients", where=f"cohort = {sql_literal(name)}",
                           columns=["patient_id", "time", "event"]).to_pandas()
@@ -152,6 +155,22 @@ def load_cohort_data(context: pmx.RunContext, data: Any, demo: Any, *, progress:
     return CohortData(name=name, patients=ids, time=table["time"].to_numpy(np.float64),
                       event=table["event"].to_numpy().astype(bool), bags=bags, rna=rna.loc[ids],
                       signatures=signatures, manifest=manifest, lineage=lineage)
+
+
+def _slides_with_tiles(store: Any, tiling: str, refs: list[Any], lineage: dict[str, Any]) -> list[Any]:
+    """The slides that got at least one tile (a small or nearly blank slide may get none); the
+    others are left out of the embedding with a warning, and a patient left without any tile is
+    dropped later like a patient without a slide."""
+    from pmx.featurestore import sql_literal
+
+    rows = store.read("tiles", where=f"tiler = {sql_literal(tiling)}", columns=["slide_id"])
+    tiled = set(rows["slide_id"].to_list())
+    empty = sorted(r.slide_id for r in refs if r.slide_id not in tiled)
+    if empty:
+        log.warning("%d slide(s) have no tile of tiling %s (too small or no tissue) and are left out, "
+                    "e.g. %s", len(empty), tiling, ", ".join(empty[:3]))
+        lineage["warnings"].append(f"{len(empty)} slide(s) without tiles left out: {', '.join(empty[:5])}")
+    return [r for r in refs if r.slide_id in tiled]
 
 
 def _transform_rna(rna: pd.DataFrame, how: str) -> pd.DataFrame:

@@ -78,12 +78,51 @@ def test_ablation_switches_resolve_from_set_options():
     assert model.alignment is None
 
 
+@pytest.mark.parametrize("switch", ["model.cross_attention", "loss.alignment", "loss.detach", "model.ppeg"])
+def test_each_table_2_switch_removes_exactly_its_component(switch):
+    from pmx_cmta.layers import CrossAttention
+    from pmx_cmta.ppeg import PPEG
+
+    def built(sets):
+        return CMTAMethod(CMTAMethod.resolve_config("tiny", sets=sets)).build_model()
+
+    def parts(model):
+        return {
+            "model.cross_attention": any(isinstance(m, CrossAttention) for m in model.modules()),
+            "model.ppeg": any(isinstance(m, PPEG) for m in model.modules()),
+            "loss.alignment": model.alignment is not None,
+            # without the alignment loss nothing can pull p and g: as good as detached
+            "loss.detach": model.alignment is None or model.alignment.config.detach,
+        }
+
+    full, ablated = parts(built(())), parts(built((f"{switch}=false",)))
+    assert all(full.values())
+    assert {k for k in full if full[k] != ablated[k]} == {switch}
+
+
 def test_paper_preset_holds_the_published_schedule():
     c = CMTAMethod.resolve_config("paper")
     assert (c.train.optimizer, c.train.lr, c.train.momentum, c.train.weight_decay) == ("sgd", 1e-3, 0.9, 1e-5)
     assert (c.train.batch_size, c.train.epochs, c.train.weighted_sampling) == (1, 30, True)
+    # none of the tiny preset's CPU shortcuts: constant lr, batch-1 steps, every epoch selectable,
+    # the 6-iteration Nystrom pseudo-inverse on every sequence
+    assert (c.train.schedule, c.train.group_by_size, c.eval.select_from) == ("constant", False, 0.0)
+    assert not c.model.exact_short_attention and c.model.omic_dropout == 0.25
     assert (c.loss.alpha, c.survival.n_bins, c.model.landmarks, c.model.heads) == (1.0, 4, 128, 8)
     assert (c.data.tiler, c.data.tile_encoder, c.data.selector) == ("grid", "resnet50-trunc", "gene-families")
+
+
+def test_tiny_uses_the_folds_every_method_shares_on_the_demo():
+    """5 folds with a 15% validation split, as ContraMAE's tiny preset: one split in the store."""
+    c = CMTAMethod.resolve_config("tiny")
+    assert (c.eval.folds, c.eval.val_fraction) == (5, 0.15)
+    try:
+        from pmx_contramae import ContraMAEMethod
+    except ImportError:
+        return
+    other = ContraMAEMethod.resolve_config("tiny")
+    assert (other.eval.folds, other.eval.val_fraction) == (c.eval.folds, c.eval.val_fraction)
+    assert other.demo == c.demo
 
 
 @pytest.mark.parametrize("preset", ["tiny", "small", "paper"])

@@ -151,3 +151,20 @@ def test_alpha_weights_the_alignment_term():
     model = build(alpha=100.0).eval()
     losses = model.losses(model(*random_inputs(6)), [2.0], [1])
     torch.testing.assert_close(losses["total"], losses["nll"] + 100.0 * losses["align"])
+
+
+def test_without_cross_attention_no_graph_path_links_one_modality_to_the_others_translation():
+    path, omics = random_inputs(8)
+    path.requires_grad_(True)
+    omics = [o.requires_grad_(True) for o in omics]
+    probe = torch.randn(16, generator=torch.Generator().manual_seed(1))  # (LayerNorm outputs sum to a constant)
+    for cross, linked in ((True, True), (False, False)):
+        model = build(cross_attention=cross).eval()
+        out = model(path, omics).outputs
+        grad_path, = torch.autograd.grad((out.p_hat * probe).sum(), [path], allow_unused=True, retain_graph=True)
+        grad_omics = torch.autograd.grad((out.g_hat * probe).sum(), omics, allow_unused=True)
+        if linked:  # the bridge: p_hat sees the bag, g_hat sees the omics
+            assert grad_path is not None and grad_path.abs().sum() > 0
+            assert all(g is not None and g.abs().sum() > 0 for g in grad_omics)
+        else:  # p_hat is decoded from the genomics tokens alone, g_hat from the tile tokens alone
+            assert grad_path is None and all(g is None for g in grad_omics)

@@ -102,3 +102,22 @@ def test_large_bag_costs_linear_memory():
     with torch.no_grad():
         out = att(torch.randn(1, 5000, 32))
     assert out.shape == (1, 5000, 32) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("n", [1, 5, 16])
+def test_exact_short_is_exact_attention_when_every_token_is_a_landmark(n):
+    torch.manual_seed(4)
+    att = NystromAttention(32, heads=4, landmarks=16, residual=False, exact_short=True).double().eval()
+    x = torch.randn(2, n, 32, dtype=torch.float64)
+    torch.testing.assert_close(att(x), exact_attention(att, x), rtol=1e-12, atol=1e-12)
+
+
+def test_exact_short_changes_nothing_on_sequences_longer_than_the_landmarks():
+    torch.manual_seed(5)
+    nystrom = NystromAttention(32, heads=4, landmarks=8, residual_kernel=5).double().eval()
+    shortcut = NystromAttention(32, heads=4, landmarks=8, residual_kernel=5, exact_short=True).double().eval()
+    shortcut.load_state_dict(nystrom.state_dict())
+    long, short = torch.randn(1, 30, 32, dtype=torch.float64), torch.randn(1, 6, 32, dtype=torch.float64)
+    torch.testing.assert_close(shortcut(long), nystrom(long), rtol=0, atol=0)  # same code path
+    # on a short sequence both compute A V; the iterative pinv only approximately
+    assert relative_error(shortcut(short), nystrom(short)) < 0.05

@@ -1,11 +1,14 @@
-"""Tile subsampling and (time bin, censorship)-balanced sampling weights."""
+"""Tile subsampling, (time bin, censorship)-balanced sampling weights, and step planning."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+import pytest
+
 from pmx_cmta import balanced_sample_weights, balanced_sampler, subsample_tiles
+from pmx_cmta.sampling import plan_steps
 
 
 def test_subsample_keeps_k_distinct_tiles_in_their_original_order():
@@ -42,3 +45,44 @@ def test_sampler_draws_rare_classes_about_as_often_as_common_ones():
     draws = np.array([i for _ in range(20) for i in sampler])
     share_rare = np.mean(bins[draws] == 1)
     assert len(draws) == 2000 and 0.4 < share_rare < 0.6  # 0.1 without balancing
+
+
+SIZES = np.array([3, 5, 3, 3, 7, 5, 3, 2])  # tiles per training bag
+
+
+def _flat(steps):
+    return sorted(i for step in steps for group in step for i in group)
+
+
+def test_batch_one_is_one_patient_per_step_in_draw_order():
+    order = [4, 0, 0, 7, 2]
+    for by_size in (False, True):
+        steps = plan_steps(order, SIZES, 1, by_size=by_size)
+        assert steps == [[[4]], [[0]], [[0]], [[7]], [[2]]]
+
+
+def test_accumulation_keeps_consecutive_draws_and_groups_equal_bags_within_a_step():
+    order = [0, 1, 2, 3, 4, 5, 6, 7]
+    steps = plan_steps(order, SIZES, 4)
+    assert [sorted(i for g in s for i in g) for s in steps] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert steps[0] == [[0, 2, 3], [1]]  # the three 3-tile bags share one forward pass
+    for step in steps:
+        for group in step:
+            assert len({SIZES[i] for i in group}) == 1
+
+
+def test_grouping_by_size_makes_every_step_one_batched_forward_of_equal_bags():
+    rng = np.random.default_rng(0)
+    order = rng.choice(len(SIZES), size=40, replace=True)
+    steps = plan_steps(order, SIZES, 3, by_size=True, rng=np.random.default_rng(1))
+    assert _flat(steps) == sorted(order.tolist())  # every draw exactly once, duplicates kept
+    for step in steps:
+        assert len(step) == 1 and 1 <= len(step[0]) <= 3
+        assert len({SIZES[i] for i in step[0]}) == 1
+    full = [s for s in steps if len(s[0]) == 3]
+    assert len(full) >= len(steps) - len(set(SIZES.tolist()))  # at most one partial step per size
+
+
+def test_plan_rejects_a_zero_batch():
+    with pytest.raises(ValueError, match="batch_size"):
+        plan_steps([0], SIZES, 0)

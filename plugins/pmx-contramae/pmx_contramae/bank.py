@@ -19,7 +19,7 @@ import torch
 
 from pmx.training.data import ShardedSampler
 
-__all__ = ["BankLoader", "RegionBank"]
+__all__ = ["BankLoader", "RegionBank", "Unsized"]
 
 
 @dataclass
@@ -54,8 +54,9 @@ class RegionBank:
                           omics=None if omics is None else omics.to(self.device, torch.float32))
 
     def batch(self, rows: torch.Tensor, survival: bool = True) -> dict[str, torch.Tensor]:
-        """The batch of ``rows`` (a long tensor on the bank's device), gathered on the device."""
-        out: dict[str, torch.Tensor] = {}
+        """The batch of ``rows`` (a long tensor on the bank's device), gathered on the device;
+        ``index`` = the rows, so outputs gathered over processes map back to patients."""
+        out: dict[str, torch.Tensor] = {"index": rows}
         if self.images is not None:
             out["image"] = self.images.index_select(0, rows)
         if self.omics is not None:
@@ -110,3 +111,15 @@ class BankLoader:
             if chunk.numel() == 0:
                 return
             yield self.bank.batch(chunk)
+
+
+class Unsized:
+    """A loader without ``len()``: the trainer's "every process needs one validation sample"
+    check counts the items of a Dataset, and a loader's length is its batches; the caller
+    checks the patient count against the world size instead (``crossval``)."""
+
+    def __init__(self, loader: BankLoader):
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.loader)

@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .bank import BankLoader, RegionBank
+from pmx.errors import DataError
+
+from .bank import BankLoader, RegionBank, Unsized
 
 log = logging.getLogger("pmx.contramae")
 
@@ -127,8 +129,11 @@ def _run_fold(method: Any, bank: RegionBank, patients: Sequence[str], members: d
     rank, world = trainer.env.rank, trainer.env.world_size
     train_loader = BankLoader(fold_bank, train, batch_size=cfg.batch_size, train=True, seed=cfg.seed, rank=rank,
                               world_size=world)
-    val_loader = (BankLoader(fold_bank, val, batch_size=cfg.batch_size, train=False, rank=rank, world_size=world)
-                  if val else None)
+    if val and len(val) < world:
+        raise DataError(f"fold {fold}: the validation split has {len(val)} patient(s) for {world} processes; "
+                        "raise eval.val_fraction or use fewer processes")
+    val_loader = (Unsized(BankLoader(fold_bank, val, batch_size=cfg.batch_size, train=False, rank=rank,
+                                     world_size=world)) if val else None)
     t0 = clock.perf_counter()
     result = trainer.fit(train_loader, val_loader)
     seconds["finetune"] = round(clock.perf_counter() - t0, 2)
@@ -136,14 +141,16 @@ def _run_fold(method: Any, bank: RegionBank, patients: Sequence[str], members: d
                                      world_size=world))
     _drop_checkpoints(fold_dir / "finetune", c.runtime.keep_checkpoints)
 
-    risk = out["risk"].double().numpy()
-    time = out["time"].double().numpy()
-    event = out["event"].numpy().astype(bool)
+    order = np.argsort(out["index"].numpy(), kind="stable")  # processes return interleaved shards
+    rows = out["index"].numpy()[order]
+    risk = out["risk"].double().numpy()[order]
+    time = out["time"].double().numpy()[order]
+    event = out["event"].numpy().astype(bool)[order]
     train_time = bank.time[train].double().cpu().numpy()
     train_event = bank.event[train].cpu().numpy().astype(bool)
     c_index = float(harrell_c(time, event, risk))
     metrics = fold_metrics(train_time, train_event, time, event, risk)
-    predictions = pd.DataFrame({"fold": fold, "patient_id": [patients[i] for i in test], "time": time,
+    predictions = pd.DataFrame({"fold": fold, "patient_id": [patients[i] for i in rows], "time": time,
                                 "event": event.astype(int), "risk": risk, "part": "test"})
     val_curve = [r.get("val_c_index") for r in result.history]
     finetune_summary = {"best_epoch": result.best_epoch, "best_val_c_index": result.best_metric,

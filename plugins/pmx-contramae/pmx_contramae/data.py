@@ -124,7 +124,8 @@ def region_stage(context: pmx.RunContext, data: Any, store: Any, slide_ids: set[
                  lineage: dict[str, Any], *, progress: bool = True,
                  device: torch.device | str = "cpu") -> tuple[dict[str, int], torch.Tensor, pd.DataFrame]:
     """Tile (cached per slide in the store) and read the regions back, decoded on ``device``:
-    (patient -> row, uint8 regions ``[P, 3, R, R]``, the store rows they come from)."""
+    (patient -> row of their region, uint8 regions of every slide ``[S, 3, R, R]``, the store
+    rows, one per slide, in the same order)."""
     from pmx.tiling import load_tiles, tile_store_slides
     from pmx.tiling.sources import slides_from_store
 
@@ -159,8 +160,7 @@ def region_stage(context: pmx.RunContext, data: Any, store: Any, slide_ids: set[
              len(rows), len(patients), data.region_size, data.region_size, images.device,
              len(patients) * 3 * data.region_size ** 2 / 2 ** 20,
              f"; {several} patient(s) with several slides: darkest region kept" if several else "")
-    index = {p: i for i, p in enumerate(patients)}
-    return index, images[picked], rows.iloc[picked].reset_index(drop=True)
+    return dict(zip(patients, picked)), images, rows
 
 
 def _read_raw_omics(store: Any, types: Sequence[str], cohort_patients: set[str]) -> dict[str, pd.DataFrame]:
@@ -241,10 +241,12 @@ def load_cohort_data(context: pmx.RunContext, config: Any, *, progress: bool = T
                         "fewer folds (--set eval.folds=N) or one modality (--set modalities=omics|pathology)")
 
     table = patients.set_index("patient_id").loc[keep]
-    bank_images = (images.index_select(0, torch.as_tensor([region_of[p] for p in keep], device=images.device))
-                   if images is not None else None)
-    slides_used = ([str(region_rows.iloc[region_of[p]]["slide_id"]) for p in keep] if region_rows is not None
-                   else [""] * len(keep))
+    bank_images = None
+    slides_used = [""] * len(keep)
+    if images is not None and region_rows is not None:  # one gather: no extra copy of the regions
+        bank_images = images.index_select(0, torch.as_tensor([region_of[p] for p in keep], device=images.device))
+        slides_used = [str(region_rows["slide_id"].iloc[region_of[p]]) for p in keep]
+        del images
     lineage["patients"] = len(keep)
     return CohortData(
         name=name, patients=keep, time=table["time"].to_numpy(np.float64),

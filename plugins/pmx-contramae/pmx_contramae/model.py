@@ -304,8 +304,10 @@ class ContraMAESurvivalModel(_ContraMAETask):
         return self.group_losses(self.features(batch))
 
     def predict(self, batch: Mapping[str, Any]) -> TensorDict:
+        """Risk, plus ``time`` / ``event`` / ``index`` (the patient's row) passed through, so
+        predictions gathered from several processes can be matched back to patients."""
         out = {"risk": self.risk(batch)}
-        for key in ("time", "event"):
+        for key in ("time", "event", "index"):
             if key in batch:
                 out[key] = batch[key]
         return out

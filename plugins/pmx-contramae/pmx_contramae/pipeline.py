@@ -77,8 +77,8 @@ def run_contramae(method: Any, context: pmx.RunContext, *, progress: bool = True
     t0 = clock.perf_counter()
     for fold in folds:
         members = fold_members(split, fold)
-        log.info("fold %d/%d: %d train, %d val, %d test patients", fold + 1, len(folds), len(members["train"]),
-                 len(members["val"]), len(members["test"]))
+        log.info("fold %d (%d of %d): %d train, %d val, %d test patients", fold, fold + 1, len(folds),
+                 len(members["train"]), len(members["val"]), len(members["test"]))
         outcomes.append(run_fold(method, bank, data.patients, members, fold, selections.get(fold),
                                  run_dir=run_dir, seed=context.seed, device=device, progress=progress))
     seconds["train"] = round(clock.perf_counter() - t0, 2)
@@ -94,8 +94,8 @@ def run_contramae(method: Any, context: pmx.RunContext, *, progress: bool = True
         barrier()
         return None
     results = write_run(context, method=method.name, cohort=data.name, config=config, predictions=predictions,
-                     split=split, fold_metrics={o.fold: o.metrics for o in outcomes}, lineage=lineage,
-                     reference=demo_reference(data.manifest), run_id=run_id)
+                        split=split, fold_metrics={o.fold: o.metrics for o in outcomes}, lineage=lineage,
+                        reference=demo_reference(data.manifest), run_id=run_id)
     barrier()
     return results
 

@@ -50,7 +50,7 @@ def test_one_fold_learns_a_planted_signal_through_the_device_bank(tmp_path):
     assert outcome.c_index > 0.68, f"test C-index {outcome.c_index:.3f} (oracle {oracle:.3f}, chance 0.5)"
 
 
-@pytest.mark.slow  # about 2.5-3 minutes on the shared 2-core machine
+@pytest.mark.slow  # 1.5-3 minutes on the shared 2-core machine (more than the 60 s budget of a default test)
 @pytest.mark.timeout(900)
 def test_demo_run_reaches_the_target_c_index_next_to_the_oracle(tmp_path):
     """`pmx run plugin:contramae --demo --preset tiny` from a fresh store: mean test C >= 0.60."""

@@ -86,6 +86,16 @@ def test_from_scratch_skips_pretraining(shared, tmp_path):
     assert not (run_dir / "fold0" / "finetune" / "init.json").exists()
 
 
+def test_pretraining_scope_adds_the_validation_split_never_the_test_fold(shared, tmp_path):
+    _, _, lineage = _again(shared, tmp_path, "eval.pretrain_scope=train-val")
+    base = {f["fold"]: f["pretrain"]["patients"] for f in shared["lineage"]["folds"]}
+    sizes = {r.fold: (r.n_train, r.n_val) for r in shared["results"].folds}
+    for fold in lineage["folds"]:
+        n_train, n_val = sizes[fold["fold"]]
+        assert base[fold["fold"]] == n_train
+        assert fold["pretrain"]["patients"] == n_train + n_val
+
+
 @pytest.mark.parametrize("sets, losses", [
     (("objectives.gr=false", "objectives.pr=false"), {"pgc"}),
     (("objectives.pgc=false",), {"gr", "pr"}),
