@@ -168,7 +168,9 @@ class Trainer:
     def fit(self, train_data: Any, val_data: Any | None = None) -> FitResult:
         """Train, validating every ``val_every_epochs``; resume from the run's last checkpoint."""
         cfg = self.config
-        if val_data is not None and hasattr(val_data, "__len__") and len(val_data) < self.env.world_size:
+        # A Dataset's length counts samples; a DataLoader's counts batches (it shards itself).
+        if (val_data is not None and not isinstance(val_data, torch.utils.data.DataLoader)
+                and hasattr(val_data, "__len__") and len(val_data) < self.env.world_size):
             raise DataError(f"the validation split has {len(val_data)} samples for "
                             f"{self.env.world_size} processes; every process needs at least one")
         train_loader = self.make_loader(train_data, train=True)

@@ -108,3 +108,29 @@ def test_write_run_writes_every_output_with_the_reference(tmp_path):
     saved = json.loads((run_dir / "results.json").read_text())
     assert saved["reference"] == {"oracle_c_index": 0.8}
     assert "oracle 0.800" in (run_dir / "results.md").read_text()
+
+
+def test_folds_cover_the_whole_cohort_and_agree_across_patient_subsets(tmp_path):
+    """Two methods that can use different patients of one cohort see each patient in the same
+    test fold (folds are made over the cohort, then restricted)."""
+    from pmx.cohorts import DemoSettings, generate_demo_cohort, ingest
+
+    demo = generate_demo_cohort(tmp_path / "cohort", DemoSettings(patients=30, slide_size=512, workers=1,
+                                                                  genes=100, mirnas=100, cpgs=100),
+                                progress=False)
+    store = open_store(str(tmp_path / "store"))
+    name = ingest(demo.manifest, store).cohort.name
+    everyone = store.read("patients", where=f"cohort = '{name}'", columns=["patient_id", "time", "event"])
+    ids = everyone["patient_id"].to_list()
+    time, event = everyone["time"].to_numpy(), everyone["event"].to_numpy().astype(bool)
+    a_ids, b_ids = ids[:24], ids[6:]
+    a = shared_folds(store, name, a_ids, time[:24], event[:24], folds=3, val_fraction=0.2, seed=0)
+    lineage: dict = {}
+    b = shared_folds(store, name, b_ids, time[6:], event[6:], folds=3, val_fraction=0.2, seed=0, lineage=lineage)
+    assert lineage["stages"]["folds"]["cached"] is True
+    assert lineage["stages"]["folds"]["cohort_patients"] == 30
+    assert set(a["patient_id"].to_list()) == set(a_ids) and set(b["patient_id"].to_list()) == set(b_ids)
+    test_a = {r["patient_id"]: r["fold"] for r in a.filter(a["part"] == "test").iter_rows(named=True)}
+    test_b = {r["patient_id"]: r["fold"] for r in b.filter(b["part"] == "test").iter_rows(named=True)}
+    common = set(test_a) & set(test_b)
+    assert len(common) == 18 and all(test_a[p] == test_b[p] for p in common)

@@ -131,5 +131,5 @@ def test_train_config_is_a_method_section_with_set_overrides() -> None:
     check_component_class(Recipe)  # every field documented, defaults valid
     config = Recipe.resolve_config(None, None, ["finetune.lr=1e-4", "finetune.betas=[0.9, 0.95]"])
     assert config.finetune.lr == 1e-4 and config.finetune.betas == (0.9, 0.95)
-    with pytest.raises(ConfigError, match="warmup_epochs"):
+    with pytest.raises(ConfigError, match=r"unknown key .finetune.warmup.; did you mean .finetune.warmup_(steps|epochs)"):
         Recipe.resolve_config(None, None, ["finetune.warmup=3"])
