@@ -6,7 +6,7 @@ first run and are cache hits for the others; every variant is scored on the same
 
     python bench/cmta_ablations.py                 # full + 4 ablations, seed 0 (~8 min on 2 busy cores)
     python bench/cmta_ablations.py --seeds 0 1     # each variant on two demo cohorts / fold seeds
-    python bench/cmta_ablations.py --quick         # 3 epochs per fold: a smoke run of the switches
+    python bench/cmta_ablations.py --quick         # 60-patient demo, 2 epochs: a smoke run of the switches
     python bench/cmta_ablations.py --json          # last line: one JSON object
 
 Reported per variant and seed: mean and std of the per-fold test C-index (Harrell), the run's
@@ -70,7 +70,7 @@ def run_variant(name: str, sets: list[str], *, seed: int, store: str, out: Path,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 epochs per fold (checks the switches run)")
+    parser.add_argument("--quick", action="store_true", help="60-patient demo, 2 epochs (checks the switches run)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="demo cohort / fold / init seeds")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(name)s: %(message)s")
     out = args.out or Path(tempfile.mkdtemp(prefix="cmta-ablations-"))
     out.mkdir(parents=True, exist_ok=True)
-    extra = list(args.sets) + (["train.epochs=3"] if args.quick else [])
+    extra = (["demo.patients=60", "train.epochs=2"] if args.quick else []) + list(args.sets)
 
     rows = []
     for seed in args.seeds:

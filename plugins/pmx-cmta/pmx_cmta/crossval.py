@@ -195,9 +195,12 @@ def _run_fold(data: CohortData, members: dict[str, list[str]], fold: int, config
             scheduler.step()
         train_losses.append(total / max(1, len(order)))
         score: float | None = None
-        if epoch >= first and val and data.event[val].any():
+        if epoch >= first and val:
             risk, _ = _predict(model, bags, omics, val, device)
-            score = float(harrell_c(data.time[val], data.event[val], risk))
+            try:
+                score = float(harrell_c(data.time[val], data.event[val], risk))
+            except DataError:  # a small validation split without a comparable pair: not usable
+                score = None
         val_scores.append(score)
         # Model selection on the validation split only (ties: the later epoch).
         if score is not None and score >= best_score:
