@@ -367,10 +367,10 @@ class FeatureStore:
                 raise DataError(f"slide {slide_id}: {repeated} repeated (x, y) coordinate(s); "
                                 "each tile of a bag needs its own position")
         data = pa.table({
-            "encoder": pa.array([encoder] * n, pa.string()),
-            "tiler": pa.array([tiler] * n, pa.string()),
-            "slide_id": pa.array([slide_id] * n, pa.string()),
-            "patient_id": pa.array([patient_id] * n, pa.string()),
+            "encoder": _repeat(encoder, n),
+            "tiler": _repeat(tiler, n),
+            "slide_id": _repeat(slide_id, n),
+            "patient_id": _repeat(patient_id, n),
             "level": pa.array(np.full(n, levels, np.int32)),
             "x": pa.array(xs),
             "y": pa.array(ys),
@@ -808,6 +808,15 @@ class FeatureStore:
             self._own.pop(physical, None)  # a new table of that name counts versions anew
             self._bag_indices = {k: v for k, v in self._bag_indices.items() if k[0] != physical}
             self._readers = {k: v for k, v in self._readers.items() if k[0] != physical}
+
+
+def _repeat(value: str | None, n: int) -> pa.Array:
+    """A string column of ``n`` copies of ``value`` built from its buffers (no n-item list)."""
+    if value is None:
+        return pa.nulls(n, pa.string())
+    data = str(value).encode()
+    offsets = np.arange(n + 1, dtype=np.int32) * len(data)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
 
 
 def _index_config(kind: str) -> Any:
