@@ -67,7 +67,7 @@ def test_two_tile_processes_split_the_slides(small_slide, tmp_path):
     assert sum(computed.values()) == len(names), summaries
     for s in summaries.values():
         assert s["computed"] + s["skipped"] == len(names) and not s["failed"]
-    # each slide's completion record names the process that tiled it, and both did some
+    # each slide's completion record names the process that tiled it
     opened = open_store(store)
     units = opened.read("artifacts", where="stage = 'tile' AND unit != '*'",
                         columns=["unit", "status", "host"])
@@ -75,7 +75,8 @@ def test_two_tile_processes_split_the_slides(small_slide, tmp_path):
     assert set(units["status"].to_list()) == {"done"}
     by_pid = Counter(int(host.rsplit(":", 1)[1]) for host in units["host"].to_list())
     assert dict(by_pid) == {pid: n for pid, n in computed.items() if n}
-    assert all(n > 0 for n in computed.values()), f"one run did every slide: {summaries}"
+    # (Which run tiles how many is timing: on a busy machine one run may finish all six before
+    # the other gets going, and then it correctly skips them all. The sum above is the invariant.)
     # no duplicate rows: the store holds exactly the tiles one run makes
     tiler = GridTiler(min_tissue=0.0)
     fresh = MemorySink()
