@@ -6,8 +6,7 @@ the results.json schema and docs/survival.md for the protocol.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pmx.lazy import lazy_exports
 
 _EXPORTS = {
     "PARTS": "splits",
@@ -38,14 +37,5 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pmx.evaluation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -7,10 +7,10 @@ for pretraining), the ``contramae-pgc`` / ``contramae-gr`` / ``contramae-pr`` ob
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pmx
+from pmx.lazy import lazy_exports
 
 # Names are imported on first use (PEP 562) so that loading this plugin, which every `pmx`
 # command does, does not import torch.
@@ -39,13 +39,7 @@ if TYPE_CHECKING:
     from .positions import sincos_2d
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __version__ = "0.1.0"
