@@ -39,20 +39,24 @@ def _to_numpy(values: Any, what: str) -> np.ndarray:
     return array
 
 
+def _finite_floats(values: Any, what: str, ids: Sequence[Any] | None, kind: str, fix: str) -> np.ndarray:
+    """A 1-D float64 array with every value finite; the error names the first bad patient and the fix."""
+    raw = _to_numpy(values, what)
+    try:
+        out = raw.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} must be numeric; got values like {raw[:3].tolist()}") from None
+    bad = np.flatnonzero(~np.isfinite(out))
+    if bad.size:
+        raise DataError(f"{what} has {bad.size} {kind} value(s), first at {sample_label(int(bad[0]), ids)}; {fix}")
+    return out
+
+
 def check_times(time: Any, ids: Sequence[Any] | None = None, source: str = "") -> np.ndarray:
     """Finite, strictly positive float times."""
     where = f" in {source}" if source else ""
-    raw = _to_numpy(time, f"time{where}")
-    try:
-        times = raw.astype(np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"time{where} must be numeric; got values like {raw[:3].tolist()}") from None
-    bad = np.flatnonzero(~np.isfinite(times))
-    if bad.size:
-        raise DataError(
-            f"time{where} has {bad.size} missing/NaN/infinite value(s), first at "
-            f"{sample_label(int(bad[0]), ids)}; drop those patients or fill their follow-up time"
-        )
+    times = _finite_floats(time, f"time{where}", ids, "missing/NaN/infinite",
+                           "drop those patients or fill their follow-up time")
     bad = np.flatnonzero(times <= 0)
     if bad.size:
         raise DataError(
@@ -87,17 +91,7 @@ def check_events(event: Any, ids: Sequence[Any] | None = None, source: str = "")
 
 def check_risk(risk: Any, ids: Sequence[Any] | None = None, source: str = "") -> np.ndarray:
     where = f" in {source}" if source else ""
-    raw = _to_numpy(risk, f"risk{where}")
-    try:
-        values = raw.astype(np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"risk{where} must be numeric; got values like {raw[:3].tolist()}") from None
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise DataError(
-            f"risk{where} has {bad.size} NaN/infinite value(s), first at "
-            f"{sample_label(int(bad[0]), ids)}; the model produced invalid scores"
-        )
+    values = _finite_floats(risk, f"risk{where}", ids, "NaN/infinite", "the model produced invalid scores")
     return values
 
 

@@ -44,6 +44,14 @@ def masked_mse_per_sample(pred: torch.Tensor, target: torch.Tensor, mask: torch.
     return (per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
 
 
+
+def _predictor(in_dim: int, out_dim: int) -> nn.Linear:
+    """A reconstruction head: linear, Xavier-uniform weights and zero bias (MAE's init)."""
+    layer = nn.Linear(in_dim, out_dim)
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
 class PathologyGenomicsContrast(pmx.Component, nn.Module):
     """PGC: CLIP-style symmetric contrastive loss between mean omics and mean image encodings."""
 
@@ -103,9 +111,7 @@ class GenomicsReconstruction(pmx.Component, nn.Module):
 
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__(config, **overrides)
-        self.predictor = nn.Linear(self.config.in_dim, self.config.omics_dim)
-        nn.init.xavier_uniform_(self.predictor.weight)
-        nn.init.zeros_(self.predictor.bias)
+        self.predictor = _predictor(self.config.in_dim, self.config.omics_dim)
 
     def forward(self, decoded_omics: torch.Tensor) -> torch.Tensor:
         """``[B, n_omics, in_dim]`` -> reconstructed omics ``[B, n_omics, omics_dim]``."""
@@ -131,9 +137,7 @@ class PathologyReconstruction(pmx.Component, nn.Module):
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__(config, **overrides)
         cfg = self.config
-        self.predictor = nn.Linear(cfg.in_dim, cfg.patch_size * cfg.patch_size * cfg.in_chans)
-        nn.init.xavier_uniform_(self.predictor.weight)
-        nn.init.zeros_(self.predictor.bias)
+        self.predictor = _predictor(cfg.in_dim, cfg.patch_size * cfg.patch_size * cfg.in_chans)
 
     def forward(self, decoded_image: torch.Tensor) -> torch.Tensor:
         """``[B, L, in_dim]`` -> patch pixels ``[B, L, p * p * C]`` (layout of :func:`patchify`)."""
