@@ -7,6 +7,13 @@
     concatenation). Both produce a torch tensor in the stored dtype. Reported as patients/s and
     MB/s; the best of ``--passes`` passes (alternating which reader goes first).
     ``raw_file_mb_per_s`` reads the same .pt files as plain bytes: the memory-copy floor.
+    Training readers, each at its best here: the store's `BagLoader` (2 bags read ahead in
+    process) against .pt bags read ahead by 2 threads and by a DataLoader with 2 persistent
+    workers (CLAM's way); ``loader_ratio_vs_pt`` is the store's over the faster .pt one.
+    Per slide (``*_ms_per_slide``, best of the passes): a plain copy of its bytes, one
+    ``torch.load``, and one store read of its contiguous rows (the cheapest LanceDB read: one
+    range query, one batch, no conversion); ``single_stream_ceiling`` = torch.load / store read
+    is the most any single-stream reader built on LanceDB could reach for one-slide bags.
 (2) Write throughput: vectors/s through the real embed-stage path (``write_embeddings`` +
     ``stage.done`` per slide, and the stage's closing index refresh), data generation
     excluded; the .pt files are written afterwards, timed apart.
@@ -29,13 +36,15 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pmx.featurestore import open_store
-from pmx.featurestore.datasets import BagDataset
+from pmx.featurestore.bagloader import BagLoader
+from pmx.featurestore.datasets import BagDataset, loader_kwargs
 
 ENCODER = "bench-encoder"
 
@@ -135,13 +144,78 @@ def read_dataset(root: Path, order: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def read_loader(root: Path, order: list[str]) -> float:
+    """The store's training reader: `BagLoader` over a `BagDataset`, 2 bags read ahead."""
+    data = BagDataset(str(root / "store"), ENCODER, patient_ids=order, dtype=torch.float16,
+                      with_survival=False)
+    start = time.perf_counter()
+    for _ in BagLoader(data, prefetch=2):
+        pass
+    return time.perf_counter() - start
+
+
+def load_pt_bag(pt_dir: Path, slides: list[str]) -> torch.Tensor:
+    parts = [torch.load(pt_dir / f"{s}.pt", weights_only=True) for s in slides]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def read_pt(root: Path, order: list[str], slides_of: dict[str, list[str]]) -> tuple[float, int]:
     start, nbytes = time.perf_counter(), 0
     for patient in order:
-        parts = [torch.load(root / "pt" / f"{s}.pt", weights_only=True) for s in slides_of[patient]]
-        bag = parts[0] if len(parts) == 1 else torch.cat(parts)
+        bag = load_pt_bag(root / "pt", slides_of[patient])
         nbytes += bag.numel() * bag.element_size()
     return time.perf_counter() - start, nbytes
+
+
+def read_pt_threads(root: Path, order: list[str], slides_of: dict[str, list[str]]) -> float:
+    """.pt bags read ahead by 2 threads (torch.load releases the GIL while it copies)."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        for _ in pool.map(lambda p: load_pt_bag(root / "pt", slides_of[p]), order):
+            pass
+    return time.perf_counter() - start
+
+
+class PtBags(torch.utils.data.Dataset):
+    """CLAM-style MIL dataset: a patient's bag from its per-slide .pt files."""
+
+    def __init__(self, pt_dir: Path, order: list[str], slides_of: dict[str, list[str]]):
+        self.pt_dir, self.order, self.slides_of = pt_dir, order, slides_of
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return load_pt_bag(self.pt_dir, self.slides_of[self.order[index]])
+
+
+def read_pt_workers(loader: torch.utils.data.DataLoader) -> float:
+    """One epoch of .pt bags through persistent DataLoader workers (each bag crosses to this
+    process through shared memory)."""
+    start = time.perf_counter()
+    for _ in loader:
+        pass
+    return time.perf_counter() - start
+
+
+def per_slide_costs(root: Path, slides_of: dict[str, list[str]]) -> dict[str, float]:
+    """Milliseconds per slide: copy of its bytes, torch.load, and the cheapest store read."""
+    store = open_store(root / "store", consistent=False)
+    index = store.bag_index(ENCODER)
+    slides = [s for patient_slides in slides_of.values() for s in patient_slides]
+    times = {"copy": 0.0, "pt_load": 0.0, "store_read": 0.0}
+    for slide in slides:
+        start = time.perf_counter()
+        vectors = torch.load(root / "pt" / f"{slide}.pt", weights_only=True)
+        times["pt_load"] += time.perf_counter() - start
+        array = vectors.numpy()
+        start = time.perf_counter()
+        array.copy()
+        times["copy"] += time.perf_counter() - start
+        start = time.perf_counter()
+        store.read_bag(ENCODER, slide_id=slide, index=index)
+        times["store_read"] += time.perf_counter() - start
+    return {k: 1000 * v / len(slides) for k, v in times.items()}
 
 
 def read_raw(root: Path, order: list[str], slides_of: dict[str, list[str]]) -> float:
@@ -180,9 +254,13 @@ def main() -> None:
                         "dim": args.dim, "dtype": args.dtype}
         result.update(write_all(root, sizes, patients, args.dim, args.dtype))
         order, slides_of = bag_order(patients, args.seed)
-        best_store = best_pt = best_dataset = best_index = best_raw = float("inf")
+        best = {k: float("inf") for k in ("store", "pt", "dataset", "index", "raw", "loader",
+                                          "pt_threads", "pt_workers")}
+        slide_costs = {k: float("inf") for k in ("copy", "pt_load", "store_read")}
         cpu_store = cpu_pt = float("inf")
         nbytes = 0
+        workers = torch.utils.data.DataLoader(PtBags(root / "pt", order, slides_of), batch_size=None,
+                                              **loader_kwargs(2))
         for rep in range(args.passes):
             for reader in (("pt", "store") if rep % 2 == 0 else ("store", "pt")):
                 start = cpu_seconds()
@@ -192,12 +270,23 @@ def main() -> None:
                 else:
                     t_store, _, t_index, cpu = read_store(root, order)
                     cpu_store = min(cpu_store, cpu)
-                    best_index = min(best_index, t_index)
-            best_store, best_pt = min(best_store, t_store), min(best_pt, t_pt)
-            best_dataset = min(best_dataset, read_dataset(root, order))
-            best_raw = min(best_raw, read_raw(root, order, slides_of))
+                    best["index"] = min(best["index"], t_index)
+            best["store"], best["pt"] = min(best["store"], t_store), min(best["pt"], t_pt)
+            best["dataset"] = min(best["dataset"], read_dataset(root, order))
+            best["raw"] = min(best["raw"], read_raw(root, order, slides_of))
+            best["loader"] = min(best["loader"], read_loader(root, order))
+            best["pt_threads"] = min(best["pt_threads"], read_pt_threads(root, order, slides_of))
+            best["pt_workers"] = min(best["pt_workers"], read_pt_workers(workers))
+            for key, value in per_slide_costs(root, slides_of).items():
+                slide_costs[key] = min(slide_costs[key], value)
             log(f"pass {rep + 1}: store {len(order) / t_store:.1f} patients/s, "
-                f".pt {len(order) / t_pt:.1f} patients/s")
+                f".pt {len(order) / t_pt:.1f} patients/s; loaders: store "
+                f"{len(order) / best['loader']:.1f}, .pt threads "
+                f"{len(order) / best['pt_threads']:.1f}, .pt workers "
+                f"{len(order) / best['pt_workers']:.1f} patients/s")
+        del workers
+        best_store, best_pt, best_dataset = best["store"], best["pt"], best["dataset"]
+        best_index, best_raw = best["index"], best["raw"]
         megabytes = nbytes / 2**20
         result.update({
             "store_patients_per_s": len(order) / best_store,
@@ -210,6 +299,14 @@ def main() -> None:
             "raw_file_mb_per_s": megabytes / best_raw,
             "store_cpu_ms_per_patient": 1000 * cpu_store / len(order),
             "pt_cpu_ms_per_patient": 1000 * cpu_pt / len(order),
+            "store_loader_patients_per_s": len(order) / best["loader"],
+            "pt_threads_patients_per_s": len(order) / best["pt_threads"],
+            "pt_workers_patients_per_s": len(order) / best["pt_workers"],
+            "loader_ratio_vs_pt": min(best["pt_threads"], best["pt_workers"]) / best["loader"],
+            "copy_ms_per_slide": slide_costs["copy"],
+            "pt_load_ms_per_slide": slide_costs["pt_load"],
+            "store_read_ms_per_slide": slide_costs["store_read"],
+            "single_stream_ceiling": slide_costs["pt_load"] / slide_costs["store_read"],
             "store_bytes": sum(f.stat().st_size for f in (root / "store").rglob("*") if f.is_file()),
             "pt_bytes": sum(f.stat().st_size for f in (root / "pt").iterdir()),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),

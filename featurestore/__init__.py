@@ -7,8 +7,9 @@
     with store.stage("embed", fingerprint=fp, units=slide_ids) as stage:
         for slide in stage.pending(): ...; stage.done(slide, rows=n)
 
-Torch readers (`BagDataset`, `TileDataset`, `OmicsDataset`, `RankSharder`) live in
-`pmx.featurestore.datasets` and are imported on first use, so importing the store stays light.
+Torch readers (`BagDataset`, `BagLoader`, `TileDataset`, `OmicsDataset`, `RankSharder`) live in
+submodules (`datasets`, `bagloader`, `sharding`) and are imported on first use, so importing
+the store stays light.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .store import FeatureStore, open_store, sql_in, sql_literal
 
 _LAZY = {
     "BagDataset": "datasets", "TileDataset": "datasets", "OmicsDataset": "datasets",
-    "collate_bags": "datasets", "loader_kwargs": "datasets",
+    "collate_bags": "datasets", "loader_kwargs": "datasets", "BagLoader": "bagloader",
     "RankSharder": "sharding", "ShardedBatchSampler": "sharding", "shard_indices": "sharding",
     "import_bags": "interop", "export_bags": "interop", "import_h5": "interop",
     "export_h5": "interop", "import_pt": "interop", "export_pt": "interop",

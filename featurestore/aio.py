@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from concurrent.futures import Future
 from typing import Any, Awaitable, TypeVar
 
 T = TypeVar("T")
@@ -37,7 +38,12 @@ def loop() -> asyncio.AbstractEventLoop:
 
 def run(awaitable: Awaitable[T]) -> T:
     """Run a coroutine on the reader loop and wait for its result."""
-    return asyncio.run_coroutine_threadsafe(awaitable, loop()).result()  # type: ignore[arg-type]
+    return submit(awaitable).result()
+
+
+def submit(awaitable: Awaitable[T]) -> "Future[T]":
+    """Start a coroutine on the reader loop; its result comes later through the future."""
+    return asyncio.run_coroutine_threadsafe(awaitable, loop())  # type: ignore[arg-type]
 
 
 async def open_pinned(uri: str, physical: str, version: int,

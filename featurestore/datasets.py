@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from concurrent.futures import Future
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -99,9 +100,16 @@ class BagDataset(Dataset):
         return len(self.patient_ids)
 
     def bag(self, index: int) -> np.ndarray:
+        return self.finish_bag(index, self.read_ahead(index).result())
+
+    def read_ahead(self, index: int) -> Future:
+        """Start reading item ``index``'s bag; `finish_bag` turns the result into the bag
+        (`BagLoader` keeps a few of these in flight)."""
+        return self.store.read_bag_async(self.encoder, patient_id=self.patient_ids[index],
+                                         version=self.version, index=self.index)
+
+    def finish_bag(self, index: int, vectors: np.ndarray) -> np.ndarray:
         patient = self.patient_ids[index]
-        vectors = self.store.read_bag(self.encoder, patient_id=patient, version=self.version,
-                                      index=self.index)
         if len(vectors) == 0:
             raise DataError(f"patient {patient} has no vectors for encoder {self.encoder!r} in "
                             f"{self.store.uri}; run the embed stage for its slides")
@@ -111,13 +119,17 @@ class BagDataset(Dataset):
             vectors = vectors[pick]
         return vectors
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def item(self, index: int, vectors: np.ndarray) -> dict[str, Any]:
+        """Item ``index`` built from its bag (as `bag` returns it)."""
         item: dict[str, Any] = {"patient_id": self.patient_ids[index],
-                                "features": _to_tensor(self.bag(index), self.dtype)}
+                                "features": _to_tensor(vectors, self.dtype)}
         if self.with_survival:
             item["time"] = torch.tensor(self.time[index])
             item["event"] = torch.tensor(self.event[index])
         return item
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.item(index, self.bag(index))
 
 
 def _to_tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:

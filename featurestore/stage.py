@@ -27,7 +27,7 @@ import logging
 import os
 import socket
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Mapping
 
 from pmx.components import fingerprint_of
 from pmx.errors import DataError
@@ -225,18 +225,29 @@ class Stage:
 
     def done(self, unit: Any, rows: int = 0) -> None:
         """Record that ``unit``'s rows are committed (call after writing them)."""
-        uid = str(unit)
-        if uid not in {str(u) for u in self.units}:
-            raise DataError(f"stage {self.name}: {uid!r} is not one of its units")
+        self.done_many({unit: rows})
+
+    def done_many(self, rows_by_unit: Mapping[Any, int]) -> None:
+        """Record several committed units with one write to the artifacts table (a commit per
+        unit costs ~10 ms, as much as writing a few thousand vectors)."""
+        uids = {str(unit): int(rows) for unit, rows in rows_by_unit.items()}
+        known = {str(u) for u in self.units}
+        strangers = [uid for uid in uids if uid not in known]
+        if strangers:
+            raise DataError(f"stage {self.name}: {strangers[0]!r} is not one of its units")
+        if not uids:
+            return
         now = _now()
-        row = [self._row(uid, "done", rows=int(rows), started=self._started.get(uid, now), finished=now)]
-        if uid == self._holding or (uid in self._claims and self._claims[uid] is not None):
-            # we hold the unit's lock and saw no record of it: the key is new, append directly
-            self.store.append("artifacts", row)
+        records = [self._row(uid, "done", rows=rows, started=self._started.get(uid, now),
+                             finished=now) for uid, rows in uids.items()]
+        if all(uid == self._holding or self._claims.get(uid) is not None for uid in uids):
+            # we hold every unit's lock and saw no record of it: the keys are new, append
+            self.store.append("artifacts", records)
         else:
-            self.store.upsert("artifacts", row)
-        self._done[uid] = int(rows)
-        self.release(uid)  # a claimed unit is given back once its record is committed
+            self.store.upsert("artifacts", records)
+        for uid, rows in uids.items():
+            self._done[uid] = rows
+            self.release(uid)  # a claimed unit is given back once its record is committed
 
     # -- artifacts rows ---------------------------------------------------------------------
     def _head(self) -> int:

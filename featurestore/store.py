@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import Future
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -668,6 +669,19 @@ class FeatureStore:
         version, built after a few reads; until then, or for a key whose rows are scattered
         over many runs, an indexed query. A missing key gives zero rows.
         """
+        return self.read_bag_async(encoder, patient_id=patient_id, slide_id=slide_id,
+                                   with_coords=with_coords, version=version, index=index).result()
+
+    def read_bag_async(self, encoder: str, *, patient_id: str | None = None,
+                       slide_id: str | None = None, with_coords: bool = False,
+                       version: int | None = None, index: BagIndex | None = None) -> Future:
+        """`read_bag` started now, its result (a `concurrent.futures.Future`) later.
+
+        Why: range reads run on the reader loop, in Lance's threads without the GIL, so a
+        caller can train on one bag while the next ones are read and decoded (`BagLoader`)
+        without DataLoader worker processes. A read that needs a filtered query (no usable
+        index) runs here, before this returns.
+        """
         if (patient_id is None) == (slide_id is None):
             raise ValueError("give exactly one of patient_id or slide_id")
         physical = schemas.embeddings_table_name(encoder)
@@ -678,25 +692,30 @@ class FeatureStore:
                 raise DataError(f"store {self.uri} has no embeddings for encoder {encoder!r}; "
                                 f"encoders: {', '.join(self.encoders()) or '(none)'}")
         columns = ["vector", "slide_id", "x", "y"] if with_coords else ["vector"]
+        vector_type = self.stored_schema(physical).field("vector").type
         if index is None or index.version != version:
             index = self._cached_bag_index(physical, version)
         runs = index.runs(patient_id=patient_id, slide_id=slide_id) if index else None
         if runs is not None and len(runs) <= MAX_RUNS:  # offsets hold at that version only
-            batches = aio.run(self._read_runs(physical, version, runs, columns))
-        else:
-            where = (f"patient_id = {sql_literal(patient_id)}" if patient_id is not None
-                     else f"slide_id = {sql_literal(slide_id)}")
-            handle = self.table_at(physical, version) if pinned else self.table(physical)
-            batches = (handle.search().where(where).select(columns).limit(None)
-                       .to_arrow().to_batches())
-        vectors = vectors_of(batches, "vector", self.stored_schema(physical).field("vector").type)
-        if not with_coords:
-            return vectors
-        if not batches:
-            return vectors, np.empty((0, 2), np.int64), np.empty(0, object)
-        data = pa.Table.from_batches(batches)
-        coords = np.stack([data.column("x").to_numpy(), data.column("y").to_numpy()], axis=1)
-        return vectors, coords, data.column("slide_id").to_numpy(zero_copy_only=False)
+            return aio.submit(self._bag_from_runs(physical, version, runs, columns, vector_type,
+                                                  with_coords))
+        where = (f"patient_id = {sql_literal(patient_id)}" if patient_id is not None
+                 else f"slide_id = {sql_literal(slide_id)}")
+        handle = self.table_at(physical, version) if pinned else self.table(physical)
+        done: Future = Future()
+        try:
+            batches = handle.search().where(where).select(columns).limit(None).to_arrow().to_batches()
+            done.set_result(_bag_result(batches, vector_type, with_coords))
+        except Exception as exc:  # the caller sees it where it waits, as with a range read
+            done.set_exception(exc)
+        return done
+
+    async def _bag_from_runs(self, physical: str, version: int, runs: Any, columns: list[str],
+                             vector_type: pa.DataType, with_coords: bool) -> Any:
+        """(On the reader loop) a bag read through its runs, converted there too: the copy of
+        a multi-run bag into one array releases the GIL, so it overlaps with the caller."""
+        batches = await self._read_runs(physical, version, runs, columns)
+        return _bag_result(batches, vector_type, with_coords)
 
     async def _read_runs(self, physical: str, version: int, runs: Any, columns: list[str]) -> Any:
         """(On the reader loop) the runs' rows, through an async table pinned to ``version``."""
@@ -849,3 +868,15 @@ def open_store(uri: str | os.PathLike[str] | None = None, *, consistent: bool = 
 
         uri = default_store()
     return FeatureStore(uri, consistent=consistent, storage_options=storage_options)
+
+
+def _bag_result(batches: Sequence[pa.RecordBatch], vector_type: pa.DataType, with_coords: bool) -> Any:
+    """What `FeatureStore.read_bag` returns, from the bag's record batches."""
+    vectors = vectors_of(batches, "vector", vector_type)
+    if not with_coords:
+        return vectors
+    if not batches:
+        return vectors, np.empty((0, 2), np.int64), np.empty(0, object)
+    data = pa.Table.from_batches(batches)
+    coords = np.stack([data.column("x").to_numpy(), data.column("y").to_numpy()], axis=1)
+    return vectors, coords, data.column("slide_id").to_numpy(zero_copy_only=False)

@@ -500,17 +500,19 @@ def _commit(store: Any, stage: Any, staging: Staging, slides: Sequence[SlideWork
     ids = [s.slide_id for s in slides if s.slide_id in staged and not stage.is_done(s.slide_id)]
     physical = schemas.embeddings_table_name(fingerprint)
     committed = 0
-    for group, rows in chunks(staging, ids, commit_rows):
-        where = f"tiler = {sql_literal(tiler)} AND {sql_in('slide_id', group)}"
-        _forget_other_precisions(store, stage, group, tiler)
-        store.replace(physical, rows, where=where)
-        counts = _counts(rows)
-        for slide_id in group:
-            stage.done(slide_id, rows=counts.get(slide_id, 0))
-            staging.remove(slide_id)
-        committed += len(group)
-        log.info("embed: published %d slide(s), %d vector(s) to %s", len(group), rows.num_rows,
-                 physical)
+    # removing a published file frees its pages (~10 ms for 12 MB): done beside the next commit
+    with ThreadPoolExecutor(1, thread_name_prefix="pmx-staging-rm") as removals:
+        for group, rows in chunks(staging, ids, commit_rows):
+            where = f"tiler = {sql_literal(tiler)} AND {sql_in('slide_id', group)}"
+            _forget_other_precisions(store, stage, group, tiler)
+            store.replace(physical, rows, where=where)
+            counts = _counts(rows)
+            stage.done_many({slide_id: counts.get(slide_id, 0) for slide_id in group})
+            for slide_id in group:
+                removals.submit(staging.remove, slide_id)
+            committed += len(group)
+            log.info("embed: published %d slide(s), %d vector(s) to %s", len(group),
+                     rows.num_rows, physical)
     staging.tidy()
     return committed
 

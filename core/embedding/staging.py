@@ -71,6 +71,8 @@ class Staging:
         """A staged slide's rows, or None when it is not staged (or unreadable: then dropped)."""
         path = self._path(slide_id)
         try:
+            if isinstance(self.fs, pafs.LocalFileSystem):  # mapped, not copied: Lance reads
+                return ipc.open_file(pa.memory_map(path)).read_all()  # the page cache directly
             with self.fs.open_input_file(path) as source:
                 return ipc.open_file(source).read_all()
         except FileNotFoundError:

@@ -162,3 +162,24 @@ def test_units_written_in_process_are_exact(tmp_path):
             stage.done(slide, rows=rows)
     assert store.embedding_info(ENCODER) == (DIM, "float32")
     np.testing.assert_array_equal(store.read_bag(ENCODER, slide_id="S01"), slide_vectors("S01"))
+
+
+def test_done_many_records_units_in_one_commit_and_resumes(tmp_path):
+    store = open_store(tmp_path / "store")
+    units = ["a", "b", "c", "d"]
+    with store.stage("embed", fingerprint="fp", units=units) as stage:
+        store.upsert("patients", [{"patient_id": "P", "time": 1.0, "event": True}])  # artifacts exist
+        stage.done("a", rows=1)
+        before = store.head("artifacts")
+        stage.done_many({"b": 5, "c": 7})
+        assert store.head("artifacts") == before + 1  # one commit for both units
+        assert stage.is_done("b") and stage.is_done("c") and not stage.is_done("d")
+        with pytest.raises(DataError, match="'zz' is not one of its units"):
+            stage.done_many({"d": 1, "zz": 2})
+        assert not stage.is_done("d")  # nothing of a refused call is recorded
+    with store.stage("embed", fingerprint="fp", units=units) as again:
+        assert list(again.pending()) == ["d"]  # a rerun resumes with only the missing unit
+        assert again.rows == 1 + 5 + 7
+    rows = store.read("artifacts", where="unit != '*'", columns=["unit", "rows"]).sort("unit")
+    assert rows.to_dicts() == [{"unit": "a", "rows": 1}, {"unit": "b", "rows": 5},
+                               {"unit": "c", "rows": 7}]
