@@ -14,9 +14,13 @@
     ``torch.load``, and one store read of its contiguous rows (the cheapest LanceDB read: one
     range query, one batch, no conversion); ``single_stream_ceiling`` = torch.load / store read
     is the most any single-stream reader built on LanceDB could reach for one-slide bags.
-(2) Write throughput: vectors/s through the real embed-stage path (``write_embeddings`` +
-    ``stage.done`` per slide, and the stage's closing index refresh), data generation
-    excluded; the .pt files are written afterwards, timed apart.
+(2) Write throughput, data generation excluded: ``write_vectors_per_s`` through keyed per-slide
+    writes (``write_embeddings`` + ``stage.done`` per slide, one commit each, and the stage's
+    closing index refresh: the path of ``pmx store import-h5`` and of any resumable per-slide
+    writer); the .pt files are written afterwards, timed apart. ``embed_*`` measure the embed
+    stage's path on the first ``--embed-slides`` slides, in a second store: each slide staged
+    as an Arrow file (what ranks do while they embed), then published in commits of up to
+    262,144 vectors (``embed_publish_vectors_per_s``; ``embed_vectors_per_s`` counts both).
 
     python bench/store_bench.py            # 200 slides x 2,000-10,000 vectors of 1024-d
     python bench/store_bench.py --quick    # about a minute
@@ -110,6 +114,46 @@ def write_all(root: Path, sizes: list[int], patients: list[str], dim: int, dtype
     total = sum(sizes)
     return {"write_vectors_per_s": total / store_time, "pt_write_vectors_per_s": total / pt_time,
             "write_seconds": store_time, "write_cpu_seconds": store_cpu}
+
+
+def write_embed_path(root: Path, sizes: list[int], patients: list[str], dim: int,
+                     dtype: str) -> dict:
+    """The embed stage's write path (staging, then grouped commits) into a fresh store."""
+    import pyarrow as pa
+
+    from pmx.embedding.pipeline import _commit
+    from pmx.embedding.staging import Staging, default_staging_uri
+    from pmx.featurestore.convert import vectors_to_arrow
+    from pmx.featurestore.schemas import VECTOR_DTYPES
+
+    store = open_store(root / "embed-store")
+    slides = [f"S{i:04d}" for i in range(len(sizes))]
+    staging = Staging(default_staging_uri(store), "bench")
+    stage_s = 0.0
+    for i, (slide, n) in enumerate(zip(slides, sizes)):
+        rows = pa.table({
+            "encoder": pa.array([ENCODER] * n), "tiler": pa.array(["grid"] * n),
+            "slide_id": pa.array([slide] * n), "patient_id": pa.array([patients[i]] * n),
+            "level": pa.array(np.zeros(n, np.int32)), "x": pa.array(np.arange(n) * 224),
+            "y": pa.array(np.zeros(n, np.int64)),
+            "vector": vectors_to_arrow(slide_vectors(i, n, dim, dtype), VECTOR_DTYPES[dtype])})
+        start = time.perf_counter()
+        staging.write(slide, rows)
+        stage_s += time.perf_counter() - start
+    os.sync()
+    start = time.perf_counter()
+    with store.stage("embed", fingerprint=ENCODER, params={"dim": dim}, units=slides) as stage:
+        _commit(store, stage, staging, [_Slide(s) for s in slides], ENCODER, "grid", 262_144)
+    publish_s = time.perf_counter() - start
+    total = sum(sizes)
+    return {"embed_slides": len(slides), "embed_staging_vectors_per_s": total / stage_s,
+            "embed_publish_vectors_per_s": total / publish_s,
+            "embed_vectors_per_s": total / (stage_s + publish_s)}
+
+
+class _Slide:
+    def __init__(self, slide_id: str):
+        self.slide_id = slide_id
 
 
 def bag_order(patients: list[str], seed: int) -> tuple[list[str], dict[str, list[str]]]:
@@ -239,6 +283,8 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--embed-slides", type=int, default=60,
+                        help="slides for the embed-stage write path (0: skip)")
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
     args = parser.parse_args()
     n_slides = args.slides or (40 if args.quick else 200)
@@ -253,6 +299,11 @@ def main() -> None:
         result: dict = {"slides": n_slides, "patients": len(set(patients)), "vectors": sum(sizes),
                         "dim": args.dim, "dtype": args.dtype}
         result.update(write_all(root, sizes, patients, args.dim, args.dtype))
+        if args.embed_slides:
+            k = min(args.embed_slides, n_slides)
+            result.update(write_embed_path(root, sizes[:k], patients[:k], args.dim, args.dtype))
+            shutil.rmtree(root / "embed-store", ignore_errors=True)
+            os.sync()
         order, slides_of = bag_order(patients, args.seed)
         best = {k: float("inf") for k in ("store", "pt", "dataset", "index", "raw", "loader",
                                           "pt_threads", "pt_workers")}
