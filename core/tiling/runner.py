@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import re
+import sys
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -79,8 +80,21 @@ def _describe_failure(exc: BaseException) -> str:
     if isinstance(exc, PmxError):
         return str(exc)
     if isinstance(exc, BrokenProcessPool):
-        return "the worker process died (out of memory or a crash in the slide library)"
+        return ("the worker process died (out of memory, a crash in the slide library" +
+                _script_hint() + ")")
     return f"{type(exc).__name__}: {exc}"
+
+
+def _script_hint() -> str:
+    """Worker processes start by importing the caller's script (as ``__mp_main__``): a script
+    that calls pmx at top level, without a ``__main__`` guard, starts tiling again in every
+    worker, which Python refuses, so each worker dies at start. Name that when it can be it."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or getattr(main, "__spec__", None) is not None:  # interactive, or `python -m`
+        return ""
+    return (f", or {path} calls pmx at top level: workers re-import the script, so put the "
+            "call under `if __name__ == \"__main__\":`")
 
 
 def run_tiling(

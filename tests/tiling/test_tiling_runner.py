@@ -218,3 +218,19 @@ def test_killed_run_resumes_with_the_missing_slides(synth20, synth40, cmu_pyrami
     run_tiling(GridTiler(min_tissue=0.3), refs, fresh, progress=False)
     assert _keys(store.read_arrow("tiles")) == _keys(fresh.table())
     assert store.count("tiles") == fresh.table().num_rows
+
+
+def test_an_unguarded_script_gets_told_about_the_main_guard(tmp_path, cmu_pyramid, synth20):
+    """Spawned workers re-import the user's script; without a __main__ guard each dies at
+    start, and the failure must say so instead of only 'worker died'."""
+    script = tmp_path / "tile_my_slides.py"
+    script.write_text(textwrap.dedent(f"""
+        from pmx.tiling import GridTiler, MemorySink, SlideRef, run_tiling
+        refs = [SlideRef("a", {str(cmu_pyramid)!r}), SlideRef("b", {str(synth20.path)!r})]
+        run_tiling(GridTiler(min_tissue=0.3), refs, MemorySink(), workers=2, progress=False)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert 'put the call under `if __name__ == "__main__":`' in proc.stderr, proc.stderr[-2000:]
+    assert str(script) in proc.stderr
