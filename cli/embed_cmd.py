@@ -87,13 +87,14 @@ def embed(slides: tuple[Path, ...], encoder_name: str, store_uri: str | None, ti
     across ranks and one commit publishes every rank's vectors.
     """
     from pmx.config import build_config, deep_merge, load_config_file, parse_set_option
-    from pmx.embedding import EmbedConfig, embed as run_embed, ranks_from_env
+    from pmx.embedding import EmbedConfig, embed as run_embed
+    from pmx.ranks import env_from_torchrun
     from pmx.errors import ConfigError
     from pmx.plugins import get_registry
 
     params = click.get_current_context().params
-    ranks = ranks_from_env()
-    if gpus > 1 and not ranks.distributed:
+    ranks = env_from_torchrun()
+    if gpus > 1 and not ranks.is_distributed:
         if device != "cpu":  # (no torch import in the launcher when the ranks run on CPU)
             import torch
 

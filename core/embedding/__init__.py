@@ -21,16 +21,13 @@ from .pipeline import (
     stage_params,
     tilings,
 )
-from .runtime import Ranks, ranks_from_env
 
 __all__ = [
     "STAGE_NAME",
     "EmbedConfig",
     "EmbedSummary",
     "EmbeddingFailed",
-    "Ranks",
     "embed",
-    "ranks_from_env",
     "resolve_tiler",
     "slide_paths_from_store",
     "stage_params",

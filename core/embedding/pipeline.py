@@ -30,16 +30,15 @@ import pyarrow as pa
 import torch
 
 from ..errors import ConfigError, DataError, SlidesFailed
+from ..ranks import DistEnv, env_from_torchrun
 from ..encoders.base import TileEncoder
 from .config import EmbedConfig
 from .runtime import (
-    Ranks,
     autocast,
     broadcast,
     gather,
     init_process_group,
     optimise_module,
-    ranks_from_env,
     resolve_device,
     resolve_precision,
     torch_threads,
@@ -185,7 +184,7 @@ def slide_paths_from_store(store: Any) -> dict[str, tuple[str, float | None]]:
 # -- the stage -----------------------------------------------------------------------------------
 def embed(store: Any, encoder: TileEncoder, config: EmbedConfig | Mapping[str, Any] | None = None,
           *, slide_paths: SlidePaths | None = None, force: bool = False, progress: bool = True,
-          ranks: Ranks | None = None) -> EmbedSummary:
+          ranks: DistEnv | None = None) -> EmbedSummary:
     """Embed one tiling's tiles with ``encoder`` into ``store`` (see the module docstring).
 
     ``slide_paths`` adds to / overrides the store's slides table (slide id -> (file, mpp)).
@@ -196,7 +195,7 @@ def embed(store: Any, encoder: TileEncoder, config: EmbedConfig | Mapping[str, A
     if not isinstance(encoder, TileEncoder):
         raise ConfigError(f"{type(encoder).__name__} is not a tile encoder (pmx.encoders."
                           "TileEncoder): it cannot embed tiles")
-    ranks = ranks or ranks_from_env()
+    ranks = ranks or env_from_torchrun()
     created = init_process_group(ranks, cfg.dist_timeout_min)
     try:
         with torch_threads(cfg.threads):
@@ -209,7 +208,7 @@ def embed(store: Any, encoder: TileEncoder, config: EmbedConfig | Mapping[str, A
 
 
 def _embed(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slide_paths: SlidePaths | None,
-           force: bool, progress: bool, ranks: Ranks) -> EmbedSummary:
+           force: bool, progress: bool, ranks: DistEnv) -> EmbedSummary:
     from pmx.featurestore import schemas, stage_key
 
     start = time.perf_counter()
@@ -230,7 +229,7 @@ def _embed(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slide_paths: Slid
     summary = EmbedSummary(
         encoder=encoder.name, fingerprint=fingerprint,
         table=schemas.embeddings_table_name(fingerprint), tiler=tiler, stage_key=key,
-        source=source, device=str(device), precision=precision, world=ranks.world,
+        source=source, device=str(device), precision=precision, world=ranks.world_size,
         slides=len(slides), warnings=list(encoder.lineage()["warnings"]))
     staging = Staging(cfg.staging or default_staging_uri(store), key)
     ids = [s.slide_id for s in slides]
@@ -256,10 +255,10 @@ def _embed(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slide_paths: Slid
             plan = None
         plan = broadcast(ranks, plan)
         summary.cached = plan["cached"]
-        shards = shard_slides(slides, plan["todo"], ranks.world)
+        shards = shard_slides(slides, plan["todo"], ranks.world_size)
         mine = shards[ranks.rank]
         log.info("embed %s [%s] rank %d/%d: %d slide(s), %d tile(s) on %s (%s, %s source)",
-                 encoder.name, fingerprint, ranks.rank, ranks.world, len(mine),
+                 encoder.name, fingerprint, ranks.rank, ranks.world_size, len(mine),
                  sum(slides[i].n for i in mine), device, precision, source)
 
         compute_start = time.perf_counter()
@@ -390,7 +389,7 @@ def _auto_workers(device: torch.device) -> int:
 def _compute(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slides: Sequence[SlideWork],
              mine: Sequence[int], source: str, tiles_version: int, staging: Staging,
              device: torch.device, precision: str, fingerprint: str, tiler: str, progress: bool,
-             ranks: Ranks) -> tuple[list[str], dict[str, str], int, tuple[float, int]]:
+             ranks: DistEnv) -> tuple[list[str], dict[str, str], int, tuple[float, int]]:
     """Embed this rank's slides: (done, failed, tiles, (start-up seconds, start-up tiles)).
 
     The start-up lasts until every worker has delivered its first batch and it has run
@@ -410,9 +409,9 @@ def _compute(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slides: Sequenc
                          prefetch_factor=cfg.prefetch_factor, pin_memory=cfg.pin_memory and cuda)
     warm_batches = max(1, min(loader.num_workers, len(batches)))
     total = sum(slides[i].n for i in mine)
-    desc = f"embed {encoder.name}" + (f" [rank {ranks.rank}]" if ranks.distributed else "")
+    desc = f"embed {encoder.name}" + (f" [rank {ranks.rank}]" if ranks.is_distributed else "")
     bar = tqdm(total=total, unit="tiles", unit_scale=True, desc=desc, leave=False,
-               disable=not progress, position=ranks.local_rank if ranks.distributed else None)
+               disable=not progress, position=ranks.local_rank if ranks.is_distributed else None)
     slides_done = [0]
 
     def on_slide(_: int) -> None:

@@ -10,69 +10,43 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Iterator
 
 import torch
 
 from ..errors import ConfigError
+from ..ranks import DistEnv
 
 log = logging.getLogger("pmx.embedding")
 
 _PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place among the ranks (rank 0 of 1 when not launched by torchrun)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
-
-
-def ranks_from_env() -> Ranks:
-    """RANK / WORLD_SIZE / LOCAL_RANK as torchrun sets them."""
-    try:
-        return Ranks(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-                     int(os.environ.get("LOCAL_RANK", "0")))
-    except ValueError as exc:
-        raise ConfigError(f"bad torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {exc}") from None
-
-
-def init_process_group(ranks: Ranks, timeout_min: float) -> bool:
+def init_process_group(ranks: DistEnv, timeout_min: float) -> bool:
     """Join the gloo process group when launched with several ranks; True if we created it."""
     import torch.distributed as dist
 
-    if not ranks.distributed or dist.is_initialized():
+    if not ranks.is_distributed or dist.is_initialized():
         return False
     if "MASTER_ADDR" not in os.environ:
         raise ConfigError("WORLD_SIZE > 1 but MASTER_ADDR is not set: launch with torchrun "
                           "(or `pmx embed --gpus N`), not by setting RANK/WORLD_SIZE by hand")
-    dist.init_process_group("gloo", rank=ranks.rank, world_size=ranks.world,
+    dist.init_process_group("gloo", rank=ranks.rank, world_size=ranks.world_size,
                             timeout=timedelta(minutes=timeout_min))
     return True
 
 
-def barrier(ranks: Ranks) -> None:
-    if ranks.distributed:
+def barrier(ranks: DistEnv) -> None:
+    if ranks.is_distributed:
         import torch.distributed as dist
 
         dist.barrier()
 
 
-def broadcast(ranks: Ranks, value: Any) -> Any:
+def broadcast(ranks: DistEnv, value: Any) -> Any:
     """Rank 0's ``value`` on every rank."""
-    if not ranks.distributed:
+    if not ranks.is_distributed:
         return value
     import torch.distributed as dist
 
@@ -81,18 +55,18 @@ def broadcast(ranks: Ranks, value: Any) -> Any:
     return box[0]
 
 
-def gather(ranks: Ranks, value: Any) -> list[Any]:
+def gather(ranks: DistEnv, value: Any) -> list[Any]:
     """Every rank's ``value``, in rank order, on every rank."""
-    if not ranks.distributed:
+    if not ranks.is_distributed:
         return [value]
     import torch.distributed as dist
 
-    out: list[Any] = [None] * ranks.world
+    out: list[Any] = [None] * ranks.world_size
     dist.all_gather_object(out, value)
     return out
 
 
-def resolve_device(requested: str, ranks: Ranks) -> torch.device:
+def resolve_device(requested: str, ranks: DistEnv) -> torch.device:
     """auto -> cuda:<local rank> when CUDA is present, else cpu; explicit devices are checked."""
     if requested == "auto":
         if torch.cuda.is_available():

@@ -9,36 +9,11 @@ from __future__ import annotations
 
 import datetime
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-
-@dataclass(frozen=True)
-class DistEnv:
-    """Where this process sits in the job."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def env_from_torchrun() -> DistEnv:
-    """Rank layout from torchrun's variables (a plain ``python`` run is rank 0 of 1)."""
-    return DistEnv(
-        rank=int(os.environ.get("RANK", 0)),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
-        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-    )
+from ..ranks import DistEnv, env_from_torchrun
 
 
 def current_env() -> DistEnv:
