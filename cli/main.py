@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -75,9 +76,14 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def cli(verbose: int) -> None:
     """pmx: multimodal WSI + omics survival prediction, one plugin per published method."""
+    rank = os.environ.get("RANK", "0")  # set by torchrun under --gpus N
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pmx").setLevel(logging.DEBUG if verbose else logging.INFO)
+                        format="%(asctime)s %(levelname)s " + (f"[rank {rank}] " if rank != "0" else "")
+                        + "%(name)s: %(message)s")
+    level = logging.DEBUG if verbose else logging.INFO
+    if rank != "0" and verbose < 2:  # one copy of every progress line: rank 0's (-vv: all)
+        level = logging.WARNING
+    logging.getLogger("pmx").setLevel(level)
 
 
 if __name__ == "__main__":

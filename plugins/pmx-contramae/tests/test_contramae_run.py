@@ -137,3 +137,30 @@ def test_pathology_only_skips_selection_and_trains_without_omics(shared, tmp_pat
 def test_too_few_patients_is_a_data_error_naming_the_fix(shared, tmp_path):
     with pytest.raises(pmx.DataError, match="eval.folds"):
         _again(shared, tmp_path, "eval.folds=20")
+
+
+def test_two_processes_under_torchrun_on_cpu(small_cohort, tmp_path):
+    """`pmx run ... --gpus 2 --device cpu`: the CLI relaunches itself under torchrun (gloo);
+    both ranks share the data stages through the store, train with DDP, and rank 0 alone
+    reports: one run directory, every patient tested once, each progress line logged once."""
+    import subprocess
+    import sys
+
+    from contramae_testutils import FAST_SETS
+
+    from pmx.evaluation import load_results
+
+    sets = [arg for s in FAST_SETS for arg in ("--set", s)]
+    command = [sys.executable, "-m", "pmx.cli", "run", "plugin:contramae", "--cohort",
+               str(small_cohort.root), "--preset", "tiny", "--gpus", "2", "--device", "cpu",
+               "--store", str(tmp_path / "store"), "--out", str(tmp_path / "runs"), *sets]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").glob("contramae-tiny-*")
+    results = load_results(run_dir)
+    lineage = json.loads((run_dir / "lineage.json").read_text())
+    assert len(results.folds) == 3 and math.isfinite(results.c_index_mean)
+    assert sum(f.n_test for f in results.folds) == lineage["patients"]
+    assert proc.stderr.count("fold 0 (1 of 3)") == 1  # rank 1 logs warnings only
+    rank1 = [line for line in proc.stderr.splitlines() if "[rank 1]" in line]
+    assert all(" WARNING " in line or " ERROR " in line for line in rank1), rank1[:3]
