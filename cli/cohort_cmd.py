@@ -111,7 +111,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @cohort.command("info")
 @click.argument("manifest", required=False, type=click.Path(path_type=Path))
 @_store_option
-@click.option("--cohort", "name", default=None, help="Only this cohort of the store.")
+@click.option("--cohort", "name", default=None,
+              help="Only this cohort of the store (its name); a manifest folder works too, as "
+                   "with `pmx run --cohort DIR`.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(manifest: Path | None, store_uri: str | None, name: str | None, as_json: bool) -> None:
     """Patients, events and per-modality availability.
@@ -119,6 +121,8 @@ def info(manifest: Path | None, store_uri: str | None, name: str | None, as_json
     Without MANIFEST, reads the cohorts ingested into the store; with MANIFEST, reads the files
     directly (nothing is written) and also shows the validation report.
     """
+    if manifest is None and name is not None and (Path(name) / "manifest.toml").is_file():
+        manifest, name = Path(name), None  # `--cohort DIR` means a manifest everywhere else
     if manifest is not None:
         from pmx.cohorts import load_cohort
 

@@ -112,6 +112,8 @@ def test_cohort_info_from_a_manifest_and_errors(tmp_path, testdata, store_dir):
     data = json.loads(_invoke("cohort", "info", str(manifest), "--json"))
     assert data["validation"]["ok"] is True
     assert {m["modality"]: m["patients"] for m in data["modalities"]} == {"slide": 2, "rna": 3, "methylation": 4}
+    # `--cohort DIR` names a manifest folder, as in `pmx run`: same report, nothing ingested
+    assert _invoke("cohort", "info", "--cohort", str(manifest.parent), "--store", str(store_dir)) == text
     result = CliRunner().invoke(cli, ["cohort", "info", "--store", str(store_dir)])
     assert result.exit_code == 2 and "pmx ingest" in result.output
 
