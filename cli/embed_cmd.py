@@ -30,7 +30,7 @@ def _split_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 
 def torchrun_command(nproc: int, args: list[str]) -> list[str]:
     """The torchrun launch of ``pmx embed ARGS`` on this node with ``nproc`` processes."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+    return [sys.executable, "-m", "pmx.torchrun", "--standalone",
             f"--nproc_per_node={nproc}", "-m", "pmx.cli", "embed", *args]
 
 

@@ -1,6 +1,6 @@
 """``pmx run ... --gpus N``: re-run the same command under torchrun, one process per GPU.
 
-torchrun (``python -m torch.distributed.run``) starts the workers and sets ``RANK``,
+torchrun (``python -m pmx.torchrun``: torchrun with a short failure report) starts the workers and sets ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``; each worker re-enters the CLI,
 sees it is already a torchrun worker, and runs the method, whose :class:`Trainer` joins the
 process group (NCCL on GPU, gloo on CPU). Multi-node runs use the same launcher: set
@@ -39,7 +39,7 @@ def torchrun_command(nproc: int, entry: Sequence[str], args: Sequence[str] = (),
     if nproc < 1:
         raise ConfigError(f"--gpus must be at least 1 (got {nproc})")
     env = os.environ if environ is None else environ
-    command = [python or sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    command = [python or sys.executable, "-m", "pmx.torchrun", f"--nproc-per-node={nproc}"]
     nnodes = int(env.get("PMX_NNODES", "1"))
     if nnodes > 1:
         endpoint = env.get("PMX_RDZV_ENDPOINT")

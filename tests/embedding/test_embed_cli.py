@@ -109,7 +109,7 @@ def test_gpus_relaunches_the_same_command_under_torchrun():
               "sets": ("batch_size=512", "encoder.weights=/w.safetensors"), "force": True,
               "as_json": False, "no_progress": True, "gpus": 8}
     command = torchrun_command(8, _relaunch_args(params))
-    assert command[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+    assert command[:5] == [sys.executable, "-m", "pmx.torchrun", "--standalone",
                            "--nproc_per_node=8"]
     assert command[5:] == ["-m", "pmx.cli", "embed", "--encoder", "vit-s16", "--store", "/s",
                            "--tiler", "grid", "--set", "batch_size=512", "--set",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -12,7 +14,7 @@ from pmx.training.launch import inside_torchrun
 
 def test_single_node_command_is_standalone() -> None:
     cmd = torchrun_command(4, ["-m", "pmx.cli"], ["run", "plugin:x", "--gpus", "4"], environ={}, python="py")
-    assert cmd == ["py", "-m", "torch.distributed.run", "--nproc-per-node=4", "--standalone",
+    assert cmd == ["py", "-m", "pmx.torchrun", "--nproc-per-node=4", "--standalone",
                    "-m", "pmx.cli", "run", "plugin:x", "--gpus", "4"]
 
 
@@ -74,3 +76,30 @@ def test_sampler_order_depends_on_epoch_and_can_start_midway() -> None:
     assert list(sampler) == first
     sampler.set_start(7)
     assert list(sampler) == first[7:] and len(sampler) == 13
+
+
+def test_exit_status_keeps_the_workers_code() -> None:
+    from pmx.torchrun import exit_status
+
+    assert exit_status([2, 2]) == 2  # a pmx user error stays exit code 2
+    assert exit_status([0, 1]) == 1
+    assert exit_status([-9]) == 137  # killed by SIGKILL, as a shell reports it
+
+
+def test_a_user_error_under_gpus_n_fails_like_without(tmp_path) -> None:
+    """`pmx run --gpus 2` with a bad --cohort: the workers' message, one launcher line, exit 2
+    (not torchrun's traceback and exit 1)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pmx.cli", "run", "plugin:contramae", "--cohort",
+               str(tmp_path / "missing"), "--preset", "tiny", "--gpus", "2", "--device", "cpu",
+               "--store", str(tmp_path / "store"), "--out", str(tmp_path / "runs")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "no manifest.toml there" in proc.stderr
+    # both ranks fail, or one is stopped by torchrun once the other failed: either way one line
+    assert re.search(r"pmx: [12] worker process\(es\) failed \(rank 0: exit code 2[;)]",
+                     proc.stderr), proc.stderr[-1000:]
+    assert "ChildFailedError" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "store").exists()
