@@ -106,7 +106,8 @@ def embed(slides: tuple[Path, ...], encoder_name: str, store_uri: str | None, ti
                 log.warning("no CUDA device: running %d CPU processes (gloo)", gpus)
         command = torchrun_command(gpus, _relaunch_args(params))
         log.info("launching: %s", " ".join(command))
-        result = subprocess.run(command, env=os.environ.copy())
+        verbose = click.get_current_context().find_root().params.get("verbose") or 0
+        result = subprocess.run(command, env={**os.environ, "PMX_VERBOSE": str(verbose)})
         sys.exit(result.returncode)
 
     values: dict[str, Any] = {}

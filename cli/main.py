@@ -77,6 +77,8 @@ class LazyGroup(click.Group):
 def cli(verbose: int) -> None:
     """pmx: multimodal WSI + omics survival prediction, one plugin per published method."""
     rank = os.environ.get("RANK", "0")  # set by torchrun under --gpus N
+    # a relaunched worker (pmx embed --gpus N) gets the launcher's -v/-vv through PMX_VERBOSE
+    verbose = max(verbose, int(os.environ.get("PMX_VERBOSE", "0") or 0))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s " + (f"[rank {rank}] " if rank != "0" else "")
                         + "%(name)s: %(message)s")

@@ -19,9 +19,9 @@ SETTINGS = {"encoder.random_init": "true", "encoder.input_size": "32", "threads"
             "num_workers": "0", "batch_size": "2"}
 
 
-def _cli(store_dir, slide_dir, *extra: str) -> list[str]:
+def _cli(store_dir, slide_dir, *extra: str, verbose: bool = False) -> list[str]:
     sets = [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")]
-    return [sys.executable, "-m", "pmx.cli", "embed", str(slide_dir), "--encoder", "resnet50-trunc",
+    return [sys.executable, "-m", "pmx.cli", *(["-vv"] if verbose else []), "embed", str(slide_dir), "--encoder", "resnet50-trunc",
             "--store", str(store_dir), "--device", "cpu", "--no-progress", *sets, *extra]
 
 
@@ -58,7 +58,8 @@ def _assert_equal(got: dict, expected: dict) -> None:
 
 def test_two_gloo_processes_equal_one(store, store_dir, slide_dir, reference):
     fingerprint, expected = reference
-    result = subprocess.run(_cli(store_dir, slide_dir, "--gpus", "2", "--json"), env=_env(),
+    # -vv: every rank logs (by default only rank 0 does), to see that both worked
+    result = subprocess.run(_cli(store_dir, slide_dir, "--gpus", "2", "--json", verbose=True), env=_env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout[result.stdout.index("{"):])
