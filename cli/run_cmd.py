@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from pmx.cli.output import echo_json
-from pmx.errors import UnknownComponentError
+from pmx.errors import ConfigError, UnknownComponentError
 from pmx.methods import Method, RunContext, default_store
 from pmx.plugins import get_host
 
@@ -102,6 +102,9 @@ def run(target: str, preset: str | None, sets: tuple[str, ...], config_file: str
             for key, value in report.items():
                 click.echo(f"{key}: {value}")
         return
+    if gpus > 1 and not method_cls.distributed:
+        raise ConfigError(f"method {method_cls.name!r} trains in one process, so --gpus {gpus} would "
+                          f"run {gpus} copies of it; drop --gpus (--device cuda uses one GPU)")
     if gpus > 1:  # re-run this command under torchrun (returns at once inside a worker)
         from pmx.training.launch import relaunch_under_torchrun
 

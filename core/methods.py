@@ -57,6 +57,9 @@ class Method(Component):
     kind: ClassVar[str] = "method"
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     default_preset: ClassVar[str] = "tiny"
+    #: whether ``run()`` trains as one of several torchrun processes (``pmx run --gpus N``);
+    #: a method that does not is refused ``--gpus N`` instead of running N copies of itself
+    distributed: ClassVar[bool] = False
 
     @classmethod
     def preset_names(cls) -> list[str]:

@@ -101,6 +101,14 @@ def test_run_by_plugin_name_and_dry_run(runner, tmp_path):
     assert json.loads(dry.output) == {"parameters": 0, "tiler": "example-center"}
 
 
+def test_gpus_is_refused_for_a_single_process_method(runner, tmp_path):
+    _example_host_plugin()
+    result = runner.invoke(cli, ["run", "plugin:example-method", "--gpus", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "method 'example-method' trains in one process, so --gpus 2 would run 2 copies" in result.output
+    assert not any(tmp_path.iterdir())  # nothing ran
+
+
 def test_doctor_reports_everything_required(runner):
     result = runner.invoke(cli, ["doctor", "--json"])
     report = json.loads(result.output)

@@ -76,6 +76,7 @@ class ContraMAEMethod(pmx.Method):
     name: ClassVar[str] = "contramae"
     version: ClassVar[str] = "1"
     Config: ClassVar[type[ContraMAEConfig]] = ContraMAEConfig
+    distributed: ClassVar[bool] = True  # --gpus N: DDP pretraining and fine-tuning (pipeline.py)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # CPU demo (docs/methods/contramae.md, "The tiny preset"): the paper's geometry scaled by
