@@ -231,7 +231,7 @@ def _embed(store: Any, encoder: TileEncoder, cfg: EmbedConfig, slide_paths: Slid
         table=schemas.embeddings_table_name(fingerprint), tiler=tiler, stage_key=key,
         source=source, device=str(device), precision=precision, world=ranks.world_size,
         slides=len(slides), warnings=list(encoder.lineage()["warnings"]))
-    staging = Staging(cfg.staging or default_staging_uri(store), key)
+    staging = Staging(cfg.staging or default_staging_uri(store), key, store.storage_options)
     ids = [s.slide_id for s in slides]
 
     stage = None

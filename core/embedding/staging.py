@@ -35,11 +35,34 @@ def default_staging_uri(store: Any) -> str:
     return store.uri.rstrip("/") + "/_staging"
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+def _filesystem(uri: str, storage_options: dict[str, str] | None = None) -> tuple[pafs.FileSystem, str]:
+    if uri.startswith("s3://") and storage_options:
+        return _s3(storage_options), uri[len("s3://"):].rstrip("/")
     if "://" in uri and not uri.startswith("file://"):
         return pafs.FileSystem.from_uri(uri)
     path = uri[len("file://"):] if uri.startswith("file://") else uri
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+
+
+def _s3(options: dict[str, str]) -> pafs.S3FileSystem:
+    """pyarrow's S3 filesystem for the store's Lance storage options (endpoint, keys, region),
+    so that staging reaches the same bucket as the store, e.g. a MinIO or other S3-compatible
+    endpoint; unset keys fall back to pyarrow's defaults (environment, instance profile)."""
+    def pick(*names: str) -> str | None:
+        return next((options[n] for n in names if options.get(n)), None)
+
+    endpoint = pick("endpoint", "aws_endpoint", "endpoint_url", "aws_endpoint_url")
+    scheme = None
+    if endpoint and "://" in endpoint:
+        scheme, endpoint = endpoint.split("://", 1)
+    elif endpoint and str(pick("allow_http", "aws_allow_http")).lower() == "true":
+        scheme = "http"
+    kwargs = {"access_key": pick("aws_access_key_id", "access_key_id"),
+              "secret_key": pick("aws_secret_access_key", "secret_access_key"),
+              "session_token": pick("aws_session_token", "session_token"),
+              "region": pick("region", "aws_region"), "endpoint_override": endpoint,
+              "scheme": scheme}
+    return pafs.S3FileSystem(**{k: v for k, v in kwargs.items() if v is not None})
 
 
 def _file_name(slide_id: str) -> str:
@@ -49,8 +72,8 @@ def _file_name(slide_id: str) -> str:
 class Staging:
     """The staged fragments of one embed stage (one stage key)."""
 
-    def __init__(self, root_uri: str, stage_key: str):
-        self.fs, root = _filesystem(root_uri)
+    def __init__(self, root_uri: str, stage_key: str, storage_options: dict[str, str] | None = None):
+        self.fs, root = _filesystem(root_uri, storage_options)
         self.dir = f"{root}/embed/{stage_key}"
         self.uri = f"{root_uri.rstrip('/')}/embed/{stage_key}"
 
