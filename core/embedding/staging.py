@@ -36,12 +36,24 @@ def default_staging_uri(store: Any) -> str:
 
 
 def _filesystem(uri: str, storage_options: dict[str, str] | None = None) -> tuple[pafs.FileSystem, str]:
-    if uri.startswith("s3://") and storage_options:
-        return _s3(storage_options), uri[len("s3://"):].rstrip("/")
+    if uri.startswith("s3://"):
+        options = storage_options or _s3_env_options()
+        if options:
+            return _s3(options), uri[len("s3://"):].rstrip("/")
     if "://" in uri and not uri.startswith("file://"):
         return pafs.FileSystem.from_uri(uri)
     path = uri[len("file://"):] if uri.startswith("file://") else uri
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+
+
+def _s3_env_options() -> dict[str, str]:
+    """Lance's S3 environment variables (what a CLI user sets, e.g. for MinIO) as storage
+    options, when they name an endpoint: pyarrow alone would not read ``AWS_ENDPOINT`` or
+    ``AWS_ALLOW_HTTP`` and would go to AWS itself."""
+    env = {key.lower(): value for key, value in os.environ.items() if key.startswith("AWS_")}
+    if not (env.get("aws_endpoint") or env.get("aws_endpoint_url")):
+        return {}
+    return env
 
 
 def _s3(options: dict[str, str]) -> pafs.S3FileSystem:
@@ -60,7 +72,8 @@ def _s3(options: dict[str, str]) -> pafs.S3FileSystem:
     kwargs = {"access_key": pick("aws_access_key_id", "access_key_id"),
               "secret_key": pick("aws_secret_access_key", "secret_access_key"),
               "session_token": pick("aws_session_token", "session_token"),
-              "region": pick("region", "aws_region"), "endpoint_override": endpoint,
+              "region": pick("region", "aws_region", "aws_default_region"),
+              "endpoint_override": endpoint,
               "scheme": scheme}
     return pafs.S3FileSystem(**{k: v for k, v in kwargs.items() if v is not None})
 

@@ -76,3 +76,22 @@ def test_embed_staging_reaches_the_stores_bucket(s3):
     staging.remove("S/1")
     staging.tidy()
     assert staging.staged() == set() and staging.read("S/1") is None
+
+
+def test_a_cli_user_configures_s3_through_the_environment(s3, monkeypatch):
+    """`pmx ... --store s3://...` has no storage options: Lance's AWS_* variables must bring
+    both the store and the embed staging to the endpoint (not to AWS)."""
+    from pmx.embedding.staging import Staging, default_staging_uri
+
+    options, client = s3
+    for key, value in {"AWS_ENDPOINT": options["endpoint"], "AWS_ALLOW_HTTP": "true",
+                       "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    store = open_store("s3://pmx/store-c")
+    store.upsert("patients", [{"patient_id": "P1", "time": 3.0, "event": True}])
+    staging = Staging(default_staging_uri(store), "key2", store.storage_options)
+    staging.write("S1", pa.table({"x": [1, 2]}))
+    assert store.count("patients") == 1 and staging.staged() == {"S1"}
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="pmx", Prefix="store-c/")["Contents"]]
+    assert "store-c/_staging/embed/key2/S1.arrow" in keys
