@@ -25,9 +25,12 @@ from .datasets import BagDataset, collate_bags
 
 class BagLoader:
     """Items of a `BagDataset` in ``sampler`` order (default: index order), with the next
-    ``prefetch`` bags being read while an item is handed out (0: read one bag at a time). With ``batch_size``, lists of that many items go through ``collate``
-    (default `collate_bags`: padded bags and a mask); without, items come one by one, as
-    ``DataLoader(batch_size=None)`` gives them.
+    ``prefetch`` bags being read while an item is handed out (0: read one bag at a time).
+
+    With ``batch_size``, lists of that many items go through ``collate`` (default
+    `collate_bags`: padded bags and a mask); without, items come one by one, as
+    ``DataLoader(batch_size=None)`` gives them. Reads in flight hold their bags in memory:
+    ``prefetch`` x the largest bag (e.g. 2 x 50 MB).
     """
 
     def __init__(self, dataset: BagDataset, sampler: Iterable[int] | None = None, *,
