@@ -50,6 +50,7 @@ class DdpProbe(pmx.Method):
     """Trains the two test tasks under whatever process group torchrun made."""
 
     name = "training-ddp-probe"
+    distributed = True  # trains under torchrun (pmx run --gpus N)
     version = "1"
 
     def run(self, context: pmx.RunContext) -> None:
