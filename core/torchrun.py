@@ -18,7 +18,7 @@ from typing import Sequence
 def exit_status(codes: Sequence[int]) -> int:
     """The status to exit with for the failed workers' exit codes (a signal -N becomes 128+N)."""
     statuses = [128 - code if code < 0 else code for code in codes]
-    return next((s for s in statuses if s not in (0,)), 1)
+    return next((s for s in statuses if s != 0), 1)
 
 
 def _describe(code: int) -> str:

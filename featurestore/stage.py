@@ -27,7 +27,7 @@ import logging
 import os
 import socket
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from pmx.components import fingerprint_of
 from pmx.errors import DataError

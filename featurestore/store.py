@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import Future
 import warnings
+from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
